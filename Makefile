@@ -1,0 +1,122 @@
+# libspill - one non-recursive GNU make file; everything it builds lands in build/.
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+CC      ?= cc
+CXX     ?= c++
+CFLAGS  ?= -O2 -g
+VERSION := 0.1.0
+
+SPILL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fPIC -fvisibility=hidden \
+	-DSPILL_VERSION='"$(VERSION)"'
+B = build
+
+SHIM_SRC  := $(wildcard shim/*.c)
+SHIM_OBJ  := $(SHIM_SRC:shim/%.c=$(B)/obj/%.o)
+# Unit tests link the core without interpose.o, so Check's own mallocs go to glibc.
+# SAN=address,undefined (or thread) builds a separate sanitized copy in build/san-<name>/.
+comma := ,
+SAN ?=
+ifeq ($(SAN),)
+TB        := $(B)
+SAN_FLAGS :=
+else
+TB        := $(B)/san-$(subst $(comma),-,$(SAN))
+SAN_FLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer
+endif
+CORE_OBJ  := $(filter-out $(TB)/tobj/interpose.o,$(SHIM_SRC:shim/%.c=$(TB)/tobj/%.o))
+
+UNIT_SRC  := $(wildcard tests/unit/check_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(TB)/tests/unit/%)
+INTEG_BIN := $(patsubst tests/integration/%.c,$(B)/tests/integration/%,$(wildcard tests/integration/*.c)) \
+             $(patsubst tests/integration/%.cpp,$(B)/tests/integration/%,$(wildcard tests/integration/*.cpp))
+PROG_BIN  := $(patsubst programs/%.c,$(B)/programs/%,$(wildcard programs/*.c))
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+HELPER_LIBS = -lpthread -lm
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
+FFI_CFLAGS   := $(shell pkg-config --cflags libffi 2>/dev/null)
+FFI_LIBS     := $(shell pkg-config --libs libffi 2>/dev/null || echo -lffi)
+
+all: $(B)/libspill.so $(B)/spill
+
+$(B)/obj/%.o: shim/%.c shim/*.h
+	@mkdir -p $(@D)
+	$(CC) $(SPILL_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(B)/libspill.so: $(SHIM_OBJ) shim/exports.map
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,--version-script=shim/exports.map -Wl,-z,now \
+		-o $@ $(SHIM_OBJ) -ldl -lpthread
+
+# The wrapper found in the build tree points at the build tree's library.
+$(B)/spill: scripts/spill
+	@mkdir -p $(@D)
+	sed -e 's|@LIBDIR@|$(abspath $(B))|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+	chmod 0755 $@
+
+$(TB)/tobj/%.o: shim/%.c shim/*.h
+	@mkdir -p $(@D)
+	$(CC) $(SPILL_CFLAGS) -DSPILL_UNIT_TEST $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(TB)/tests/unit/%: tests/unit/%.c $(CORE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(SPILL_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Ishim -o $@ $< $(CORE_OBJ) \
+		$(CHECK_LIBS) -ldl -lpthread
+
+$(B)/tests/integration/conformance: tests/integration/conformance.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) $(FFI_CFLAGS) -o $@ $< $(FFI_LIBS) -ldl
+
+$(B)/tests/integration/%: tests/integration/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
+
+$(B)/tests/integration/%: tests/integration/%.cpp
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
+
+$(B)/programs/%: programs/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
+
+$(B)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
+
+unit: $(UNIT_BIN)
+	SPILL_TEST_BUILD=$(abspath $(TB)) tests/run.sh unit
+
+programs: $(INTEG_BIN) $(PROG_BIN) $(BENCH_BIN)
+
+check: all unit programs
+	tests/run.sh all
+
+# The sanitizer runs rebuild the linked-in core with -fsanitize and run only the unit tests.
+check-asan:
+	$(MAKE) unit SAN=address,undefined
+check-tsan:
+	$(MAKE) unit SAN=thread
+
+demo: all programs
+	scripts/demo.sh
+
+bench: all programs
+	scripts/bench.sh $(if $(QUICK),--quick)
+
+install: all
+	install -D -m 0755 $(B)/libspill.so $(DESTDIR)$(LIBDIR)/libspill.so
+	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' scripts/spill > $(B)/spill.install
+	install -D -m 0755 $(B)/spill.install $(DESTDIR)$(BINDIR)/spill
+	install -D -m 0644 docs/spill.1 $(DESTDIR)$(MANDIR)/man1/spill.1
+	install -D -m 0644 docs/libspill.7 $(DESTDIR)$(MANDIR)/man7/libspill.7
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libspill.so $(DESTDIR)$(BINDIR)/spill \
+		$(DESTDIR)$(MANDIR)/man1/spill.1 $(DESTDIR)$(MANDIR)/man7/libspill.7
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all check unit programs check-asan check-tsan demo bench install uninstall clean
