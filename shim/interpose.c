@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/* interpose.c - the exported allocator API: large requests spill, the rest pass through. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+
+#include "spill.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* Before init, and for calls made by dlsym during init, nothing real is known yet. */
+static void *slow_alloc(size_t size, size_t align)
+{
+	switch (spill_active()) {
+	case -1:
+		return spill_boot_alloc(size, align);
+	case 1:
+		if (size >= spill_cfg.threshold)
+			return spill_alloc(size, align);
+	}
+	return align ? real_memalign(align, size) : real_malloc(size);
+}
+
+EXPORT void *malloc(size_t size)
+{
+	if (spill_unlikely(size >= spill_gate))
+		return slow_alloc(size, 0);
+	return real_malloc(size);
+}
+
+EXPORT void free(void *p)
+{
+	if (spill_unlikely(spill_is_ours(p) || spill_is_boot(p)))
+		spill_free(p);
+	else if (p)
+		real_free(p);
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	if (n && size > SIZE_MAX / n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (spill_unlikely(n * size >= spill_gate)) {
+		if (spill_active() < 0)
+			return spill_boot_alloc(n * size, 0);	/* static storage: zero */
+		if (spill_active() == 0 || n * size < spill_cfg.threshold)
+			return real_calloc(n, size);
+		return spill_alloc(n * size, 0);	/* fresh file space reads as zero */
+	}
+	return real_calloc(n, size);
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+	if (spill_unlikely(spill_is_ours(p) || spill_is_boot(p) || size >= spill_gate))
+		return spill_realloc(p, size);
+	return real_realloc(p, size);
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	if (n && size > SIZE_MAX / n) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, n * size);
+}
+
+static int is_pow2(size_t a)
+{
+	return a && !(a & (a - 1));
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (!is_pow2(align) || align % sizeof(void *))
+		return EINVAL;
+	if (spill_unlikely(size >= spill_gate)) {
+		int saved = errno;
+		void *p = slow_alloc(size, align);
+		int err = p ? 0 : errno;
+		errno = saved;	/* posix_memalign reports through its result, not errno */
+		if (p)
+			*out = p;
+		return err;
+	}
+	return real_posix_memalign(out, align, size);
+}
+
+/* Alignments that are not powers of two are the next allocator's to judge (glibc rounds up). */
+EXPORT void *memalign(size_t align, size_t size)
+{
+	if (spill_unlikely(size >= spill_gate) && (is_pow2(align) || !real_memalign))
+		return slow_alloc(size, is_pow2(align) ? align : 0);
+	return real_memalign(align, size);
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+	if (spill_unlikely(size >= spill_gate) && (is_pow2(align) || !real_aligned_alloc))
+		return slow_alloc(size, is_pow2(align) ? align : 0);
+	return real_aligned_alloc(align, size);
+}
+
+EXPORT void *valloc(size_t size)
+{
+	if (spill_unlikely(size >= spill_gate) || !real_valloc)
+		return slow_alloc(size, spill_page);
+	return real_valloc(size);
+}
+
+EXPORT void *pvalloc(size_t size)
+{
+	size_t rounded = (size + spill_page - 1) & ~(spill_page - 1);
+
+	if (rounded < size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (spill_unlikely(rounded >= spill_gate) || !real_pvalloc)
+		return slow_alloc(rounded ? rounded : spill_page, spill_page);
+	return real_pvalloc(size);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (spill_unlikely(spill_is_ours(p) || spill_is_boot(p)))
+		return spill_usable_size(p);
+	if (!p)
+		return 0;
+	return real_malloc_usable_size ? real_malloc_usable_size(p) : 0;
+}

@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+/* spill.c - the spill core: one-time init, and allocate, free, resize of spilled blocks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spill.h"
+
+size_t spill_gate;		/* 0 until init: the first call of any size comes here */
+uintptr_t spill_lo;
+size_t spill_span;
+size_t spill_page = 4096;
+
+static int init_state;		/* 0 not started, 1 running, 2 done */
+static SPILL_TLS int in_init;
+static int enabled;		/* spilling allowed in this process */
+static int backing_state;	/* 0 not tried, 1 ready, -1 failed (reason in backing_fail) */
+static enum spill_reason backing_fail;
+static int inherited_only;	/* fork child without a file: blocks are copies in RAM or dropped */
+static struct spill_extents extents;
+
+/*
+ * Freed blocks keep their disk blocks for a short while (their memory is returned at once
+ * with FALLOC_FL_ZERO_RANGE), so that the next large request of that size needs neither
+ * fallocate nor a block free, which ext4 with -o discard makes slow. Bounded in count,
+ * bytes and age; given back first whenever the disk is short.
+ */
+#define RETAIN_SLOTS 4
+#define RETAIN_BYTES ((uint64_t)1 << 30)
+#define RETAIN_NS 1000000000ll
+static struct { uint64_t off, len; long long t; } retained[RETAIN_SLOTS];
+static unsigned n_retained;
+static uint64_t retained_bytes;
+
+static const char *secure_get(const char *name)
+{
+	return secure_getenv(name);
+}
+
+static uint64_t round_up(uint64_t n, uint64_t to)
+{
+	return (n + to - 1) & ~(to - 1);
+}
+
+static long long now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+static int program_listed(void)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	const char *base = exe;
+
+	if (spill_config_only_matches(spill_cfg.only, program_invocation_short_name))
+		return 1;
+	if (n <= 0)
+		return 0;
+	exe[n] = '\0';
+	for (char *s = exe; *s; s++)
+		if (*s == '/')
+			base = s + 1;
+	return spill_config_only_matches(spill_cfg.only, base);
+}
+
+static void stats_at_exit(void)
+{
+	spill_stats_write();
+}
+
+__attribute__((constructor)) static void spill_ctor(void)
+{
+	spill_init();
+}
+
+__attribute__((destructor)) static void spill_dtor(void)
+{
+	/* Nothing is torn down: frees that come later (other destructors, stdio) still work. */
+	if (init_state == 2 && !in_init)
+		stats_at_exit();
+}
+
+/*
+ * Runs once per process, on the first allocation or at the constructor, whichever comes
+ * first. A call from inside init (dlsym allocating) returns at once; the caller then
+ * serves it from the bootstrap arena.
+ */
+void spill_init(void)
+{
+	int expected = 0;
+
+	if (spill_likely(__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) == 2) || in_init)
+		return;
+	if (!__atomic_compare_exchange_n(&init_state, &expected, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2)
+			sched_yield();
+		return;
+	}
+	in_init = 1;
+	spill_real_resolve();
+	long pg = sysconf(_SC_PAGESIZE);
+	if (pg > 0)
+		spill_page = (size_t)pg;
+	spill_config_load(&spill_cfg, secure_get);
+	spill_log_open(&spill_cfg);
+	enabled = !spill_cfg.disable && program_listed();
+	if (enabled && spill_backing_check_dir(spill_cfg.dir, spill_cfg.dir, sizeof spill_cfg.dir)) {
+		backing_state = -1;
+		backing_fail = SPILL_R_NO_DIR;
+	}
+	pthread_atfork(spill_atfork_prepare, spill_atfork_parent, spill_atfork_child);
+	in_init = 0;
+	__atomic_store_n(&spill_gate, enabled ? spill_cfg.threshold : SIZE_MAX, __ATOMIC_RELEASE);
+	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+/* Where a slow-path call goes: 1 spill, 0 the real allocator, -1 the bootstrap arena. */
+int spill_active(void)
+{
+	spill_init();
+	if (in_init || !real_malloc)
+		return -1;
+	return enabled;
+}
+
+/* The file is made on the first spill, so programs that never spill hold no descriptor. */
+static int backing_ready(void)
+{
+	int state = __atomic_load_n(&backing_state, __ATOMIC_ACQUIRE);
+
+	if (state)
+		return state > 0;
+	spill_lock();
+	if (!backing_state) {
+		int err = spill_backing_open(spill_cfg.dir);
+		if (err || spill_extents_init(&extents, spill_file.span)) {
+			spill_warn("cannot create a spill file in \"%s\" (%s); spilling disabled",
+				   spill_cfg.dir, spill_errname(err ? err : ENOMEM));
+			backing_fail = SPILL_R_FILE;
+			__atomic_store_n(&backing_state, -1, __ATOMIC_RELEASE);
+		} else {
+			spill_lo = (uintptr_t)spill_file.base;
+			__atomic_store_n(&spill_span, spill_file.span, __ATOMIC_RELEASE);
+			__atomic_store_n(&backing_state, 1, __ATOMIC_RELEASE);
+		}
+	}
+	spill_unlock();
+	return backing_state > 0;
+}
+
+/* Retained extents older than RETAIN_NS (or all, when ALL) lose their disk blocks. */
+static void expire_retained(int all)
+{
+	struct { uint64_t off, len; } out[RETAIN_SLOTS];
+	unsigned n = 0;
+	long long now = now_ns();
+
+	spill_lock();
+	for (unsigned i = 0; i < n_retained;) {
+		if (all || now - retained[i].t > RETAIN_NS) {
+			out[n].off = retained[i].off;
+			out[n++].len = retained[i].len;
+			retained_bytes -= retained[i].len;
+			retained[i] = retained[--n_retained];
+		} else {
+			i++;
+		}
+	}
+	spill_unlock();
+	if (!n)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		spill_backing_punch(out[i].off, out[i].len);
+	spill_lock();
+	for (unsigned i = 0; i < n; i++)
+		spill_extents_free(&extents, out[i].off, out[i].len);
+	spill_unlock();
+}
+
+void spill_flush_retained(void)
+{
+	if (backing_state > 0)
+		expire_retained(1);
+}
+
+/* A retained extent that fits LEN at ALIGN without wasting more than a quarter. */
+static int take_retained(uint64_t len, uint64_t align, uint64_t *off, uint64_t *got)
+{
+	int found = -1;
+
+	spill_lock();
+	for (unsigned i = 0; i < n_retained; i++) {
+		if (retained[i].len >= len && retained[i].len - len <= len / 4 &&
+		    (retained[i].off & (align - 1)) == 0) {
+			*off = retained[i].off;
+			*got = retained[i].len;
+			retained_bytes -= retained[i].len;
+			retained[i] = retained[--n_retained];
+			found = 0;
+			break;
+		}
+	}
+	spill_unlock();
+	return found;
+}
+
+/* Spills SIZE bytes with a CAP of address space; NULL with *why set when it cannot. */
+static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
+{
+	struct spill_block b = { .size = size };
+	uint64_t len;
+
+	if (!backing_ready()) {
+		*why = backing_fail;
+		return NULL;
+	}
+	if (inherited_only) {
+		*why = SPILL_R_FORK_DROP;
+		return NULL;
+	}
+	align = align > spill_page ? align : spill_page;
+	if (size > spill_file.span) {
+		*why = SPILL_R_FULL;
+		return NULL;
+	}
+	len = round_up(size ? size : 1, spill_page);
+	cap = cap > len ? round_up(cap, spill_page) : len;
+	if (n_retained)
+		expire_retained(0);
+	if (n_retained && take_retained(len, align, &b.off, &b.len) == 0) {
+		if (spill_stats_claim(b.len, spill_cfg.max)) {
+			spill_backing_punch(b.off, b.len);
+			spill_lock();
+			spill_extents_free(&extents, b.off, b.len);
+			spill_unlock();
+			*why = SPILL_R_MAX;
+			return NULL;
+		}
+		b.cap = b.len;
+	} else {
+		for (int attempt = 0;; attempt++) {
+			int err = 0;
+			if (spill_policy_admit(len, why)) {
+				if (*why == SPILL_R_MIN_FREE && attempt == 0 && n_retained) {
+					spill_flush_retained();
+					continue;
+				}
+				return NULL;
+			}
+			spill_lock();
+			if (spill_extents_alloc(&extents, cap, align, &b.off) == 0)
+				b.cap = cap;
+			else if (cap > len && spill_extents_alloc(&extents, len, align, &b.off) == 0)
+				b.cap = len;
+			else
+				err = -1;
+			spill_unlock();
+			if (err) {
+				spill_policy_release(len);
+				spill_stats_unclaim(len);
+				*why = SPILL_R_FULL;
+				return NULL;
+			}
+			err = spill_backing_reserve(b.off, len) ? errno : 0;
+			spill_policy_release(len);
+			if (!err)
+				break;
+			spill_stats_unclaim(len);
+			spill_lock();
+			spill_extents_free(&extents, b.off, b.cap);
+			spill_unlock();
+			if (attempt == 0 && n_retained) {
+				spill_flush_retained();
+				continue;
+			}
+			*why = SPILL_R_NO_SPACE;
+			return NULL;
+		}
+		b.len = len;
+	}
+	spill_lock();
+	int err = spill_region_insert(&b);
+	spill_unlock();
+	if (err) {
+		spill_backing_punch(b.off, b.len);
+		spill_stats_unclaim(b.len);
+		spill_lock();
+		spill_extents_free(&extents, b.off, b.cap);
+		spill_unlock();
+		*why = SPILL_R_FULL;
+		return NULL;
+	}
+	spill_stats_alloc(size, b.len);
+	spill_event("create addr=%p size=%zu len=%llu", spill_file.base + b.off, size,
+		    (unsigned long long)b.len);
+	return spill_file.base + b.off;
+}
+
+void *spill_alloc(size_t size, size_t align)
+{
+	enum spill_reason why;
+	void *p;
+
+	if (size > PTRDIFF_MAX) {	/* never satisfiable, as glibc says */
+		errno = ENOMEM;
+		return NULL;
+	}
+	p = try_spill(size, align, 0, &why);
+	return p ? p : spill_policy_fail(size, align, why);
+}
+
+static _Noreturn void bad_pointer(const char *fn, const void *p)
+{
+	struct spill_block *b = spill_region_containing((uint64_t)((const char *)p - spill_file.base));
+	if (b)
+		spill_die("%s(): %p points into the middle of spilled block %p", fn, p,
+			  (void *)(spill_file.base + b->off));
+	spill_die("%s(): %p is not a live spilled block (double free or invalid pointer)", fn, p);
+}
+
+/* Removes P's block from the registry, or ends the program if P is not a live block. */
+static struct spill_block unregister(const char *fn, void *p)
+{
+	struct spill_block b;
+
+	spill_lock();
+	if (spill_region_remove((uint64_t)((char *)p - spill_file.base), &b)) {
+		spill_unlock();
+		bad_pointer(fn, p);
+	}
+	spill_unlock();
+	return b;
+}
+
+static void release(const struct spill_block *b)
+{
+	int keep = 0;
+
+	if (inherited_only) {
+		madvise(spill_file.base + b->off, b->cap, MADV_DONTNEED);
+		keep = 0;
+	} else if (spill_file.can_zero && b->len <= RETAIN_BYTES) {
+		spill_lock();
+		keep = n_retained < RETAIN_SLOTS && retained_bytes + b->len <= RETAIN_BYTES;
+		if (keep) {
+			retained_bytes += b->len;	/* claim the room before the syscall */
+			n_retained++;
+			retained[n_retained - 1].len = 0;
+		}
+		spill_unlock();
+		if (keep && spill_backing_zero(b->off, b->len)) {
+			spill_lock();
+			retained_bytes -= b->len;
+			for (unsigned i = 0; i < n_retained; i++)
+				if (!retained[i].len) {
+					retained[i] = retained[--n_retained];
+					break;
+				}
+			spill_unlock();
+			keep = 0;
+		}
+	}
+	if (!keep && !inherited_only)
+		spill_backing_punch(b->off, b->len);
+	spill_lock();
+	if (keep) {
+		for (unsigned i = 0; i < n_retained; i++)
+			if (!retained[i].len) {
+				retained[i].off = b->off;
+				retained[i].len = b->len;
+				retained[i].t = now_ns();
+				break;
+			}
+		spill_extents_free(&extents, b->off + b->len, b->cap - b->len);
+	} else {
+		spill_extents_free(&extents, b->off, b->cap);
+	}
+	spill_unlock();
+}
+
+void spill_free(void *p)
+{
+	struct spill_block b;
+	int saved = errno;	/* free() must not change errno */
+
+	if (spill_is_boot(p))
+		return;		/* bootstrap blocks are never reused */
+	b = unregister("free", p);
+	release(&b);
+	spill_stats_unclaim(b.len);
+	spill_stats_free(b.size, b.len);
+	spill_event("free addr=%p size=%llu", p, (unsigned long long)b.size);
+	errno = saved;
+}
+
+size_t spill_usable_size(const void *p)
+{
+	struct spill_block *b;
+	size_t n;
+
+	if (spill_is_boot(p))
+		return spill_boot_size(p);
+	spill_lock();
+	b = spill_region_find((uint64_t)((const char *)p - spill_file.base));
+	n = b ? b->len : 0;
+	spill_unlock();
+	if (!b)
+		bad_pointer("malloc_usable_size", p);
+	return n;
+}
+
+/* Moves a block that cannot grow in place: the kernel copies the pages, no user-space pass. */
+static void *move_block(void *p, const struct spill_block *old, size_t size)
+{
+	enum spill_reason why;
+	char *q = try_spill(size, 0, (uint64_t)size * 2, &why);
+
+	if (!q)
+		return NULL;
+	if (spill_backing_copy(old->off, (uint64_t)(q - spill_file.base), old->len))
+		memcpy(q, p, old->size < size ? old->size : size);
+	spill_event("move addr=%p->%p size=%llu->%zu", p, q, (unsigned long long)old->size, size);
+	spill_free(p);
+	return q;
+}
+
+/* Resizes spilled block P in place when it can: shrink cuts the file, growth extends it. */
+static void *resize(void *p, size_t size)
+{
+	uint64_t off = (uint64_t)((char *)p - spill_file.base), len = round_up(size, spill_page);
+	struct spill_block *b, cur;
+	enum spill_reason why = SPILL_R_FULL;
+
+	spill_lock();
+	if (!(b = spill_region_find(off))) {
+		spill_unlock();
+		bad_pointer("realloc", p);
+	}
+	cur = *b;
+	spill_unlock();
+	if (len <= cur.len) {
+		if (len < cur.len)
+			spill_backing_punch(off + len, cur.len - len);
+		spill_lock();
+		b = spill_region_find(off);
+		b->len = len;
+		b->size = size;
+		spill_unlock();
+		spill_stats_unclaim(cur.len - len);
+		spill_stats_resize(cur.size, cur.len, size, len);
+		spill_event("shrink addr=%p size=%llu->%zu", p, (unsigned long long)cur.size, size);
+		return p;
+	}
+	if (spill_policy_admit(len - cur.len, &why))
+		goto fail;
+	int room = len <= cur.cap;
+	if (!room) {
+		spill_lock();
+		room = spill_extents_take(&extents, off + cur.cap, len - cur.cap) == 0;
+		if (room)
+			spill_region_find(off)->cap = len;
+		spill_unlock();
+	}
+	if (room && spill_backing_reserve(off + cur.len, len - cur.len) == 0) {
+		spill_policy_release(len - cur.len);
+		spill_lock();
+		b = spill_region_find(off);
+		b->len = len;
+		b->size = size;
+		spill_unlock();
+		spill_stats_resize(cur.size, cur.len, size, len);
+		spill_event("grow addr=%p size=%llu->%zu", p, (unsigned long long)cur.size, size);
+		return p;
+	}
+	spill_policy_release(len - cur.len);
+	spill_stats_unclaim(len - cur.len);
+	if (room) {
+		why = SPILL_R_NO_SPACE;
+		goto fail;
+	}
+	void *q = move_block(p, &cur, size);
+	if (q)
+		return q;
+fail:
+	if (spill_cfg.on_fail == SPILL_FAIL_RAM) {
+		void *r = spill_policy_fail(size, 0, why);
+		if (r) {
+			memcpy(r, p, cur.size);
+			spill_free(p);
+		}
+		return r;
+	}
+	return spill_policy_fail(size, 0, why);
+}
+
+void *spill_realloc(void *p, size_t size)
+{
+	size_t old;
+	void *q;
+
+	if (!p)
+		return malloc(size);
+	if (spill_is_boot(p)) {
+		old = spill_boot_size(p);
+		if ((q = malloc(size)))
+			memcpy(q, p, old < size ? old : size);
+		return q;
+	}
+	if (spill_is_ours(p)) {
+		if (size == 0) {	/* glibc frees and returns NULL */
+			spill_free(p);
+			return NULL;
+		}
+		if (size > PTRDIFF_MAX) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		if (inherited_only) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		return resize(p, size);
+	}
+	/* A block of the real allocator crossing the threshold moves into a spilled one. */
+	if (spill_active() <= 0 || size < spill_cfg.threshold)
+		return real_realloc(p, size);
+	enum spill_reason why;
+	if (size > PTRDIFF_MAX) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (!(q = try_spill(size, 0, 0, &why))) {
+		if (spill_cfg.on_fail != SPILL_FAIL_RAM)
+			return spill_policy_fail(size, 0, why);
+		spill_policy_note(size, why);
+		return real_realloc(p, size);
+	}
+	old = real_malloc_usable_size ? real_malloc_usable_size(p) : size;
+	memcpy(q, p, old < size ? old : size);
+	real_free(p);
+	return q;
+}
+
+/*
+ * fork(): a MAP_SHARED mapping would be shared with the child. The child re-homes its
+ * blocks in a file of its own (or drops them, SPILL_FORK=drop) before fork() returns in
+ * either process; the parent waits for that copy so that nothing it writes afterwards
+ * can reach the child.
+ */
+static int fork_pipe[2] = { -1, -1 };
+
+void spill_atfork_prepare(void)
+{
+	spill_lock();
+	if (backing_state > 0 && !inherited_only && spill_region_count() &&
+	    spill_cfg.fork_mode == SPILL_FORK_COPY && pipe2(fork_pipe, O_CLOEXEC))
+		fork_pipe[0] = fork_pipe[1] = -1;
+}
+
+void spill_atfork_parent(void)
+{
+	char c;
+
+	if (fork_pipe[0] >= 0) {
+		close(fork_pipe[1]);
+		while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(fork_pipe[0]);
+		fork_pipe[0] = fork_pipe[1] = -1;
+	}
+	spill_unlock();
+}
+
+/* Fallback when the child cannot have a file: private anonymous copies at the same addresses. */
+static void copy_to_ram(int old_fd)
+{
+	char *src = mmap(NULL, spill_file.span, PROT_READ, MAP_SHARED | MAP_NORESERVE, old_fd, 0);
+	size_t cursor = 0;
+	struct spill_block *b;
+
+	mmap(spill_file.base, spill_file.span, PROT_READ | PROT_WRITE,
+	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+	while (src != MAP_FAILED && (b = spill_region_next(&cursor)))
+		memcpy(spill_file.base + b->off, src + b->off, b->len);
+	if (src != MAP_FAILED)
+		munmap(src, spill_file.span);
+	close(old_fd);
+	spill_file.fd = -1;
+}
+
+static void child_rehome(void)
+{
+	size_t cursor = 0;
+	struct spill_block *b;
+	int fd = spill_backing_new_file(spill_cfg.dir), ok = fd >= 0;
+
+	while (ok && (b = spill_region_next(&cursor)))
+		ok = fallocate(fd, 0, (off_t)b->off, (off_t)b->len) == 0 &&
+		     spill_backing_copy_fd(spill_file.fd, fd, b->off, b->off, b->len) == 0;
+	if (ok && spill_backing_switch(fd) == 0)
+		return;
+	if (fd >= 0)
+		close(fd);
+	spill_warn("fork: cannot give the child a spill file of its own (%s); its spilled blocks are copied to RAM",
+		   spill_errname(errno));
+	copy_to_ram(spill_file.fd);
+	inherited_only = 1;
+}
+
+void spill_atfork_child(void)
+{
+	char c = 1;
+
+	spill_lock_reinit();
+	if (backing_state <= 0 || inherited_only)
+		goto out;
+	/* Retained extents belong to the parent's file; here they are just free addresses. */
+	for (unsigned i = 0; i < n_retained; i++)
+		spill_extents_free(&extents, retained[i].off, retained[i].len);
+	n_retained = 0;
+	retained_bytes = 0;
+	if (spill_cfg.fork_mode == SPILL_FORK_DROP) {
+		spill_backing_drop();
+		inherited_only = 1;
+	} else if (spill_region_count()) {
+		child_rehome();
+	}
+out:
+	if (fork_pipe[1] >= 0) {
+		close(fork_pipe[0]);
+		(void)!write(fork_pipe[1], &c, 1);
+		close(fork_pipe[1]);
+		fork_pipe[0] = fork_pipe[1] = -1;
+	}
+}

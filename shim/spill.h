@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/* spill.h - internal types and prototypes shared by the shim's files. */
+#ifndef SPILL_H
+#define SPILL_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SPILL_HIDDEN __attribute__((visibility("hidden")))
+#define SPILL_TLS __thread __attribute__((tls_model("initial-exec")))
+#define spill_likely(x) __builtin_expect(!!(x), 1)
+#define spill_unlikely(x) __builtin_expect(!!(x), 0)
+
+#define spill_assert(c) \
+	((c) ? (void)0 : spill_die("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__))
+
+/* config.c */
+enum spill_on_fail { SPILL_FAIL_RAM, SPILL_FAIL_NULL, SPILL_FAIL_ABORT };
+enum spill_fork { SPILL_FORK_COPY, SPILL_FORK_DROP };
+enum spill_when { SPILL_WHEN_ALWAYS, SPILL_WHEN_PRESSURE };
+enum spill_sink { SPILL_SINK_OFF, SPILL_SINK_STDERR, SPILL_SINK_FILE };
+
+struct spill_config {
+	size_t threshold;
+	char dir[PATH_MAX];
+	size_t max;			/* SIZE_MAX: no cap */
+	size_t min_free;		/* bytes, or a percentage when min_free_pct */
+	int min_free_pct;
+	enum spill_on_fail on_fail;
+	enum spill_fork fork_mode;
+	enum spill_when when;
+	unsigned headroom_pct;
+	enum spill_sink stats, log;
+	char stats_path[PATH_MAX], log_path[PATH_MAX];
+	char only[PATH_MAX];		/* colon-separated program names, "" = all */
+	int disable;
+};
+
+typedef const char *(*spill_getenv_fn)(const char *name);
+SPILL_HIDDEN int spill_parse_size(const char *s, size_t *out);
+SPILL_HIDDEN int spill_parse_percent(const char *s, unsigned *out);
+SPILL_HIDDEN void spill_config_load(struct spill_config *cfg, spill_getenv_fn get);
+SPILL_HIDDEN int spill_config_only_matches(const char *only, const char *name);
+SPILL_HIDDEN extern struct spill_config spill_cfg;
+
+/* log.c */
+SPILL_HIDDEN size_t spill_vformat(char *buf, size_t size, const char *fmt, va_list ap);
+SPILL_HIDDEN size_t spill_format(char *buf, size_t size, const char *fmt, ...);
+SPILL_HIDDEN void spill_log_open(const struct spill_config *cfg);
+SPILL_HIDDEN int spill_log_enabled(void);
+SPILL_HIDDEN void spill_event(const char *fmt, ...);
+SPILL_HIDDEN void spill_warn(const char *fmt, ...);
+SPILL_HIDDEN _Noreturn void spill_die(const char *fmt, ...);
+SPILL_HIDDEN const char *spill_errname(int err);
+SPILL_HIDDEN int spill_open_sink(const char *path, int flags);
+SPILL_HIDDEN int spill_fd_move_high(int fd);
+
+/* real.c */
+SPILL_HIDDEN extern void *(*real_malloc)(size_t);
+SPILL_HIDDEN extern void (*real_free)(void *);
+SPILL_HIDDEN extern void *(*real_calloc)(size_t, size_t);
+SPILL_HIDDEN extern void *(*real_realloc)(void *, size_t);
+SPILL_HIDDEN extern void *(*real_memalign)(size_t, size_t);
+SPILL_HIDDEN extern int (*real_posix_memalign)(void **, size_t, size_t);
+SPILL_HIDDEN extern void *(*real_aligned_alloc)(size_t, size_t);
+SPILL_HIDDEN extern void *(*real_valloc)(size_t);
+SPILL_HIDDEN extern void *(*real_pvalloc)(size_t);
+SPILL_HIDDEN extern size_t (*real_malloc_usable_size)(void *);
+SPILL_HIDDEN void spill_real_resolve(void);
+SPILL_HIDDEN void *spill_boot_alloc(size_t size, size_t align);
+SPILL_HIDDEN size_t spill_boot_size(const void *p);
+SPILL_HIDDEN extern char spill_boot_arena[];
+SPILL_HIDDEN extern const size_t spill_boot_arena_size;
+
+/* extent.c: free space of the reservation, in file-offset space (page units are the caller's) */
+struct spill_extents {
+	struct spill_ext_node *pool;
+	uint32_t cap, used, free_head, root;
+	uint64_t seed, free_bytes;
+};
+SPILL_HIDDEN int spill_extents_init(struct spill_extents *e, uint64_t total);
+SPILL_HIDDEN int spill_extents_alloc(struct spill_extents *e, uint64_t len, uint64_t align, uint64_t *off);
+SPILL_HIDDEN int spill_extents_take(struct spill_extents *e, uint64_t off, uint64_t len);
+SPILL_HIDDEN int spill_extents_free(struct spill_extents *e, uint64_t off, uint64_t len);
+SPILL_HIDDEN uint32_t spill_extents_count(const struct spill_extents *e);
+
+/* region.c: registry of live spilled blocks, keyed by file offset */
+struct spill_block {
+	uint64_t off;		/* file offset = address - base */
+	uint64_t len;		/* bytes reserved on disk (page multiple) */
+	uint64_t cap;		/* address space owned, >= len; growth within it needs no move */
+	uint64_t size;		/* bytes the program asked for */
+};
+SPILL_HIDDEN void spill_lock(void);
+SPILL_HIDDEN void spill_unlock(void);
+SPILL_HIDDEN void spill_lock_reinit(void);
+SPILL_HIDDEN int spill_region_insert(const struct spill_block *b);
+SPILL_HIDDEN struct spill_block *spill_region_find(uint64_t off);
+SPILL_HIDDEN int spill_region_remove(uint64_t off, struct spill_block *out);
+SPILL_HIDDEN size_t spill_region_count(void);
+SPILL_HIDDEN struct spill_block *spill_region_next(size_t *cursor);
+SPILL_HIDDEN struct spill_block *spill_region_containing(uint64_t off);
+SPILL_HIDDEN void spill_region_reset(void);
+
+/* backing.c: the unlinked file and the address reservation mapped onto it */
+struct spill_backing {
+	int fd;
+	char *base;
+	size_t span;
+	int named;		/* fell back to a named file unlinked at once */
+	int can_zero;		/* FALLOC_FL_ZERO_RANGE works: freed space can be kept */
+	dev_t dev;
+};
+SPILL_HIDDEN extern struct spill_backing spill_file;
+SPILL_HIDDEN extern int spill_backing_force_named;	/* test hook */
+SPILL_HIDDEN extern size_t spill_backing_span_want;	/* test hook; 0 = default */
+SPILL_HIDDEN int spill_backing_check_dir(const char *dir, char *canon, size_t canon_size);
+SPILL_HIDDEN int spill_backing_open(const char *dir);
+SPILL_HIDDEN int spill_backing_reserve(uint64_t off, uint64_t len);
+SPILL_HIDDEN void spill_backing_punch(uint64_t off, uint64_t len);
+SPILL_HIDDEN int spill_backing_zero(uint64_t off, uint64_t len);
+SPILL_HIDDEN int spill_backing_copy(uint64_t from, uint64_t to, uint64_t len);
+SPILL_HIDDEN int spill_backing_copy_fd(int from_fd, int to_fd, uint64_t from, uint64_t to, uint64_t len);
+SPILL_HIDDEN int spill_backing_new_file(const char *dir);
+SPILL_HIDDEN int spill_backing_switch(int fd);
+SPILL_HIDDEN void spill_backing_drop(void);
+SPILL_HIDDEN int spill_backing_avail(uint64_t *avail, uint64_t *total);
+
+/* stats.c */
+enum spill_reason {
+	SPILL_R_MAX, SPILL_R_MIN_FREE, SPILL_R_NO_SPACE, SPILL_R_NO_DIR, SPILL_R_FILE,
+	SPILL_R_FULL, SPILL_R_PRESSURE_OK, SPILL_R_FORK_DROP, SPILL_R_COUNT
+};
+SPILL_HIDDEN extern const char *const spill_reason_name[SPILL_R_COUNT];
+SPILL_HIDDEN void spill_stats_alloc(size_t size, size_t len);
+SPILL_HIDDEN void spill_stats_free(size_t size, size_t len);
+SPILL_HIDDEN void spill_stats_resize(size_t old_size, size_t old_len, size_t size, size_t len);
+SPILL_HIDDEN void spill_stats_fallback(enum spill_reason r);
+SPILL_HIDDEN size_t spill_stats_mapped_live(void);
+SPILL_HIDDEN int spill_stats_claim(size_t len, size_t max);
+SPILL_HIDDEN void spill_stats_unclaim(size_t len);
+SPILL_HIDDEN void spill_stats_write(void);
+SPILL_HIDDEN void spill_stats_reset(void);
+SPILL_HIDDEN size_t spill_stats_json(char *buf, size_t size);
+
+/* policy.c */
+SPILL_HIDDEN int spill_policy_admit(size_t len, enum spill_reason *why);
+SPILL_HIDDEN void spill_policy_release(size_t len);
+SPILL_HIDDEN void spill_policy_note(size_t size, enum spill_reason why);
+SPILL_HIDDEN void *spill_policy_fail(size_t size, size_t align, enum spill_reason why);
+
+/* spill.c: the spill core */
+SPILL_HIDDEN extern size_t spill_gate;		/* requests >= this take the slow path */
+SPILL_HIDDEN extern uintptr_t spill_lo;		/* our reservation: [spill_lo, spill_lo + spill_span) */
+SPILL_HIDDEN extern size_t spill_span;
+SPILL_HIDDEN extern size_t spill_page;
+SPILL_HIDDEN void spill_init(void);
+SPILL_HIDDEN int spill_active(void);
+SPILL_HIDDEN void *spill_alloc(size_t size, size_t align);
+SPILL_HIDDEN void spill_free(void *p);
+SPILL_HIDDEN void *spill_realloc(void *p, size_t size);
+SPILL_HIDDEN size_t spill_usable_size(const void *p);
+SPILL_HIDDEN void spill_flush_retained(void);
+SPILL_HIDDEN void spill_atfork_prepare(void);
+SPILL_HIDDEN void spill_atfork_parent(void);
+SPILL_HIDDEN void spill_atfork_child(void);
+
+static inline int spill_is_ours(const void *p)
+{
+	return (uintptr_t)p - spill_lo < spill_span;
+}
+
+static inline int spill_is_boot(const void *p)
+{
+	return (uintptr_t)p - (uintptr_t)spill_boot_arena < spill_boot_arena_size;
+}
+
+#endif
