@@ -16,7 +16,7 @@ static void *slow_alloc(size_t size, size_t align)
 		return spill_boot_alloc(size, align);
 	case 1:
 		if (size >= spill_cfg.threshold)
-			return spill_alloc(size, align);
+			return spill_alloc(size, align, 0);
 	}
 	return align ? real_memalign(align, size) : real_malloc(size);
 }
@@ -47,7 +47,7 @@ EXPORT void *calloc(size_t n, size_t size)
 			return spill_boot_alloc(n * size, 0);	/* static storage: zero */
 		if (spill_active() == 0 || n * size < spill_cfg.threshold)
 			return real_calloc(n, size);
-		return spill_alloc(n * size, 0);	/* fresh file space reads as zero */
+		return spill_alloc(n * size, 0, 1);	/* fresh file space reads as zero */
 	}
 	return real_calloc(n, size);
 }

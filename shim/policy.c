@@ -49,7 +49,7 @@ void spill_policy_note(size_t size, enum spill_reason why)
 }
 
 /* What a large request gets when it is not spilled: SPILL_ON_FAIL decides. */
-void *spill_policy_fail(size_t size, size_t align, enum spill_reason why)
+void *spill_policy_fail(size_t size, size_t align, int zero, enum spill_reason why)
 {
 	spill_policy_note(size, why);
 	if (why == SPILL_R_PRESSURE_OK)
@@ -64,5 +64,7 @@ void *spill_policy_fail(size_t size, size_t align, enum spill_reason why)
 		break;
 	}
 ram:
+	if (zero)
+		return real_calloc(1, size);
 	return align ? real_memalign(align, size) : real_malloc(size);
 }

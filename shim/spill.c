@@ -305,7 +305,7 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 	return spill_file.base + b.off;
 }
 
-void *spill_alloc(size_t size, size_t align)
+void *spill_alloc(size_t size, size_t align, int zero)
 {
 	enum spill_reason why;
 	void *p;
@@ -314,8 +314,13 @@ void *spill_alloc(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (spill_cfg.when == SPILL_WHEN_PRESSURE && spill_pressure_wants_ram(size)) {
+		p = spill_policy_fail(size, align, zero, SPILL_R_PRESSURE_OK);
+		spill_pressure_done(p, size);
+		return p;
+	}
 	p = try_spill(size, align, 0, &why);
-	return p ? p : spill_policy_fail(size, align, why);
+	return p ? p : spill_policy_fail(size, align, zero, why);
 }
 
 static _Noreturn void bad_pointer(const char *fn, const void *p)
@@ -492,14 +497,14 @@ static void *resize(void *p, size_t size)
 		return q;
 fail:
 	if (spill_cfg.on_fail == SPILL_FAIL_RAM) {
-		void *r = spill_policy_fail(size, 0, why);
+		void *r = spill_policy_fail(size, 0, 0, why);
 		if (r) {
 			memcpy(r, p, cur.size);
 			spill_free(p);
 		}
 		return r;
 	}
-	return spill_policy_fail(size, 0, why);
+	return spill_policy_fail(size, 0, 0, why);
 }
 
 void *spill_realloc(void *p, size_t size)
@@ -538,9 +543,15 @@ void *spill_realloc(void *p, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (spill_cfg.when == SPILL_WHEN_PRESSURE && spill_pressure_wants_ram(size)) {
+		spill_policy_note(size, SPILL_R_PRESSURE_OK);
+		q = real_realloc(p, size);
+		spill_pressure_done(q, size);
+		return q;
+	}
 	if (!(q = try_spill(size, 0, 0, &why))) {
 		if (spill_cfg.on_fail != SPILL_FAIL_RAM)
-			return spill_policy_fail(size, 0, why);
+			return spill_policy_fail(size, 0, 0, why);
 		spill_policy_note(size, why);
 		return real_realloc(p, size);
 	}

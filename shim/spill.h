@@ -150,7 +150,12 @@ SPILL_HIDDEN size_t spill_stats_json(char *buf, size_t size);
 SPILL_HIDDEN int spill_policy_admit(size_t len, enum spill_reason *why);
 SPILL_HIDDEN void spill_policy_release(size_t len);
 SPILL_HIDDEN void spill_policy_note(size_t size, enum spill_reason why);
-SPILL_HIDDEN void *spill_policy_fail(size_t size, size_t align, enum spill_reason why);
+SPILL_HIDDEN void *spill_policy_fail(size_t size, size_t align, int zero, enum spill_reason why);
+
+/* pressure.c */
+SPILL_HIDDEN int spill_pressure_wants_ram(size_t size);
+SPILL_HIDDEN void spill_pressure_done(void *p, size_t size);
+SPILL_HIDDEN uint64_t spill_pressure_budget(void);
 
 /* spill.c: the spill core */
 SPILL_HIDDEN extern size_t spill_gate;		/* requests >= this take the slow path */
@@ -159,7 +164,7 @@ SPILL_HIDDEN extern size_t spill_span;
 SPILL_HIDDEN extern size_t spill_page;
 SPILL_HIDDEN void spill_init(void);
 SPILL_HIDDEN int spill_active(void);
-SPILL_HIDDEN void *spill_alloc(size_t size, size_t align);
+SPILL_HIDDEN void *spill_alloc(size_t size, size_t align, int zero);
 SPILL_HIDDEN void spill_free(void *p);
 SPILL_HIDDEN void *spill_realloc(void *p, size_t size);
 SPILL_HIDDEN size_t spill_usable_size(const void *p);
