@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/* spillprobe.c - the helper program of the script tests: allocates, checks and reports from inside. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MIB ((size_t)1 << 20)
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15u;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+	return x ^ (x >> 31);
+}
+
+/* Fills P with the pattern of block ID (one word per page is enough to catch lost pages). */
+static void fill(uint64_t *p, size_t bytes, uint64_t id)
+{
+	for (size_t i = 0; i < bytes / 8; i += 512)
+		p[i] = mix(id << 32 ^ i);
+	p[bytes / 8 - 1] = mix(id);
+}
+
+static int check(const uint64_t *p, size_t bytes, uint64_t id)
+{
+	for (size_t i = 0; i < bytes / 8; i += 512)
+		if (p[i] != mix(id << 32 ^ i))
+			return -1;
+	return p[bytes / 8 - 1] == mix(id) ? 0 : -1;
+}
+
+/* 1 when P lies in a spill mapping: an unlinked file ("(deleted)") that is not memfd or shm. */
+static int is_spilled(const void *p)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		uintptr_t lo, hi;
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) != 2)
+			continue;
+		if ((uintptr_t)p >= lo && (uintptr_t)p < hi) {
+			found = strstr(line, " (deleted)") && !strstr(line, "/memfd:") &&
+				!strstr(line, "/dev/shm/");
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+static uint64_t avail_bytes(const char *dir)
+{
+	struct statvfs sv;
+	if (statvfs(dir, &sv))
+		return 0;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+static size_t env_size(const char *name)
+{
+	const char *s = getenv(name);
+	return s ? strtoull(s, NULL, 0) : 0;
+}
+
+/*
+ * fill COUNT MIB: COUNT blocks of MIB MiB, each written and kept; at the end all verified.
+ * PROBE_STATDIR + PROBE_RESERVE: after every allocation statvfs(PROBE_STATDIR) must show at least
+ * PROBE_RESERVE bytes available. PROBE_MAX: the live spilled bytes never pass it.
+ */
+static int cmd_fill(int argc, char **argv)
+{
+	size_t count = argc > 2 ? strtoul(argv[2], NULL, 0) : 8;
+	size_t bytes = (argc > 3 ? strtoul(argv[3], NULL, 0) : 16) * MIB;
+	const char *statdir = getenv("PROBE_STATDIR");
+	size_t reserve = env_size("PROBE_RESERVE"), max = env_size("PROBE_MAX");
+	uint64_t **blocks = calloc(count, sizeof *blocks);
+	size_t spilled = 0, ram = 0, nulls = 0, bad_errno = 0, live_spilled = 0, peak = 0;
+	uint64_t min_avail = UINT64_MAX;
+	int failed = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		errno = 0;
+		blocks[i] = malloc(bytes);
+		if (!blocks[i]) {
+			nulls++;
+			if (errno != ENOMEM)
+				bad_errno++;
+			continue;
+		}
+		fill(blocks[i], bytes, i);
+		if (is_spilled(blocks[i]) == 1) {
+			spilled++;
+			live_spilled += bytes;
+			peak = live_spilled > peak ? live_spilled : peak;
+		} else {
+			ram++;
+		}
+		if (max && live_spilled > max) {
+			printf("FAILED: block %zu: live spilled bytes %zu > SPILL_MAX %zu\n", i, live_spilled, max);
+			failed = 1;
+		}
+		if (statdir) {
+			uint64_t a = avail_bytes(statdir);
+			min_avail = a < min_avail ? a : min_avail;
+			if (a < reserve) {
+				printf("FAILED: block %zu: %" PRIu64 " bytes available < reserve %zu\n", i, a, reserve);
+				failed = 1;
+			}
+		}
+	}
+	for (size_t i = 0; i < count; i++)
+		if (blocks[i] && check(blocks[i], bytes, i)) {
+			printf("FAILED: block %zu lost its contents\n", i);
+			failed = 1;
+		}
+	printf("fill: count=%zu mib=%zu spilled=%zu ram=%zu null=%zu null_errno_not_enomem=%zu "
+	       "spilled_peak=%zu min_avail=%" PRIu64 "\n", count, bytes / MIB, spilled, ram, nulls,
+	       bad_errno, peak, min_avail == UINT64_MAX ? 0 : min_avail);
+	for (size_t i = 0; i < count; i++)
+		free(blocks[i]);
+	free(blocks);
+	puts(failed ? "FAILED" : "ok");
+	return failed;
+}
+
+/* hold MIB: one spilled block written through, then "ready" and wait to be killed. */
+static int cmd_hold(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 64) * MIB;
+	uint64_t *p = malloc(bytes);
+
+	if (!p) {
+		puts("FAILED: malloc");
+		return 1;
+	}
+	for (size_t i = 0; i < bytes / 8; i += 512)
+		p[i] = i;
+	printf("ready spilled=%d\n", is_spilled(p));
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
+/* fds: exit 1 if any open descriptor is an unlinked file (a spill file that leaked through exec). */
+static int cmd_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int bad = 0, n = 0;
+
+	while (d && (e = readdir(d))) {
+		char path[300], target[4096];
+		ssize_t len;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		if ((len = readlink(path, target, sizeof target - 1)) < 0)
+			continue;
+		target[len] = '\0';
+		n++;
+		if (strstr(target, "(deleted)") || strstr(target, "/#") || strstr(target, ".libspill-")) {
+			printf("LEAKED fd %s -> %s\n", e->d_name, target);
+			bad = 1;
+		}
+	}
+	if (d)
+		closedir(d);
+	printf("fds: %d open, %s\n", n, bad ? "a spill file leaked" : "no spill file");
+	return bad;
+}
+
+/* exit-child MIB SECONDS: spill, fork+exec "sleep SECONDS" in the background, exit normally. */
+static int cmd_exit_child(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 64) * MIB;
+	uint64_t *p = malloc(bytes);
+	pid_t pid;
+
+	if (!p)
+		return 1;
+	for (size_t i = 0; i < bytes / 8; i += 512)
+		p[i] = i;
+	printf("spilled=%d\n", is_spilled(p));
+	fflush(stdout);
+	if ((pid = fork()) == 0) {
+		execlp("sleep", "sleep", argc > 3 ? argv[3] : "5", (char *)NULL);
+		_exit(127);
+	}
+	printf("child=%d\n", (int)pid);
+	return 0;			/* p is deliberately not freed: exit must release it */
+}
+
+/* spills MIB: allocate one block and say whether it is spilled (exit 0 either way). */
+static int cmd_spills(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 2) * MIB;
+	char *small[64];
+	uint64_t *p = malloc(bytes);
+
+	if (!p) {
+		puts("FAILED: malloc");
+		return 1;
+	}
+	fill(p, bytes, 7);
+	for (int i = 0; i < 64; i++) {	/* small allocations keep working beside it */
+		if (!(small[i] = malloc(100 + i * 1000)))
+			return puts("FAILED: small malloc"), 1;
+		memset(small[i], i, 100 + i * 1000);
+	}
+	for (int i = 0; i < 64; i++)
+		free(small[i]);
+	if (check(p, bytes, 7))
+		return puts("FAILED: content"), 1;
+	printf("spilled=%d\n", is_spilled(p));
+	free(p);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "fill"))
+		return cmd_fill(argc, argv);
+	if (!strcmp(cmd, "hold"))
+		return cmd_hold(argc, argv);
+	if (!strcmp(cmd, "fds"))
+		return cmd_fds();
+	if (!strcmp(cmd, "exit-child"))
+		return cmd_exit_child(argc, argv);
+	if (!strcmp(cmd, "spills"))
+		return cmd_spills(argc, argv);
+	fprintf(stderr, "usage: spillprobe fill COUNT MIB | hold MIB | fds | exit-child MIB SECONDS | spills MIB\n");
+	return 2;
+}
