@@ -8,23 +8,10 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* Before init, and for calls made by dlsym during init, nothing real is known yet. */
-static void *slow_alloc(size_t size, size_t align)
-{
-	switch (spill_active()) {
-	case -1:
-		return spill_boot_alloc(size, align);
-	case 1:
-		if (size >= spill_cfg.threshold)
-			return spill_alloc(size, align, 0);
-	}
-	return align ? real_memalign(align, size) : real_malloc(size);
-}
-
 EXPORT void *malloc(size_t size)
 {
 	if (spill_unlikely(size >= spill_gate))
-		return slow_alloc(size, 0);
+		return spill_malloc(size, 0);
 	return real_malloc(size);
 }
 
@@ -52,11 +39,18 @@ EXPORT void *calloc(size_t n, size_t size)
 	return real_calloc(n, size);
 }
 
-EXPORT void *realloc(void *p, size_t size)
+/* Internal calls never name an exported function: when libspill is not first in the lookup
+ * order (dlopen, or preloaded after another allocator) that name binds to someone else. */
+static void *do_realloc(void *p, size_t size)
 {
 	if (spill_unlikely(spill_is_ours(p) || spill_is_boot(p) || size >= spill_gate))
 		return spill_realloc(p, size);
 	return real_realloc(p, size);
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+	return do_realloc(p, size);
 }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t size)
@@ -65,7 +59,7 @@ EXPORT void *reallocarray(void *p, size_t n, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return realloc(p, n * size);
+	return do_realloc(p, n * size);
 }
 
 static int is_pow2(size_t a)
@@ -79,7 +73,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		return EINVAL;
 	if (spill_unlikely(size >= spill_gate)) {
 		int saved = errno;
-		void *p = slow_alloc(size, align);
+		void *p = spill_malloc(size, align);
 		int err = p ? 0 : errno;
 		errno = saved;	/* posix_memalign reports through its result, not errno */
 		if (p)
@@ -93,21 +87,21 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 EXPORT void *memalign(size_t align, size_t size)
 {
 	if (spill_unlikely(size >= spill_gate) && (is_pow2(align) || !real_memalign))
-		return slow_alloc(size, is_pow2(align) ? align : 0);
+		return spill_malloc(size, is_pow2(align) ? align : 0);
 	return real_memalign(align, size);
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t size)
 {
 	if (spill_unlikely(size >= spill_gate) && (is_pow2(align) || !real_aligned_alloc))
-		return slow_alloc(size, is_pow2(align) ? align : 0);
+		return spill_malloc(size, is_pow2(align) ? align : 0);
 	return real_aligned_alloc(align, size);
 }
 
 EXPORT void *valloc(size_t size)
 {
 	if (spill_unlikely(size >= spill_gate) || !real_valloc)
-		return slow_alloc(size, spill_page);
+		return spill_malloc(size, spill_page);
 	return real_valloc(size);
 }
 
@@ -120,7 +114,7 @@ EXPORT void *pvalloc(size_t size)
 		return NULL;
 	}
 	if (spill_unlikely(rounded >= spill_gate) || !real_pvalloc)
-		return slow_alloc(rounded ? rounded : spill_page, spill_page);
+		return spill_malloc(rounded ? rounded : spill_page, spill_page);
 	return real_pvalloc(size);
 }
 

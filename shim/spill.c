@@ -323,6 +323,19 @@ void *spill_alloc(size_t size, size_t align, int zero)
 	return p ? p : spill_policy_fail(size, align, zero, why);
 }
 
+/* Any slow-path allocation: before init and during it (dlsym allocating) nothing real is known. */
+void *spill_malloc(size_t size, size_t align)
+{
+	switch (spill_active()) {
+	case -1:
+		return spill_boot_alloc(size, align);
+	case 1:
+		if (size >= spill_cfg.threshold)
+			return spill_alloc(size, align, 0);
+	}
+	return align ? real_memalign(align, size) : real_malloc(size);
+}
+
 static _Noreturn void bad_pointer(const char *fn, const void *p)
 {
 	struct spill_block *b = spill_region_containing((uint64_t)((const char *)p - spill_file.base));
@@ -513,10 +526,10 @@ void *spill_realloc(void *p, size_t size)
 	void *q;
 
 	if (!p)
-		return malloc(size);
+		return spill_malloc(size, 0);
 	if (spill_is_boot(p)) {
 		old = spill_boot_size(p);
-		if ((q = malloc(size)))
+		if ((q = spill_malloc(size, 0)))
 			memcpy(q, p, old < size ? old : size);
 		return q;
 	}

@@ -165,6 +165,7 @@ SPILL_HIDDEN extern size_t spill_page;
 SPILL_HIDDEN void spill_init(void);
 SPILL_HIDDEN int spill_active(void);
 SPILL_HIDDEN void *spill_alloc(size_t size, size_t align, int zero);
+SPILL_HIDDEN void *spill_malloc(size_t size, size_t align);
 SPILL_HIDDEN void spill_free(void *p);
 SPILL_HIDDEN void *spill_realloc(void *p, size_t size);
 SPILL_HIDDEN size_t spill_usable_size(const void *p);
