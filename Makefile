@@ -90,7 +90,7 @@ unit: $(UNIT_BIN)
 
 programs: $(INTEG_BIN) $(PROG_BIN) $(BENCH_BIN)
 
-check: all unit programs
+check: all programs $(UNIT_BIN)
 	tests/run.sh all
 
 # The sanitizer runs rebuild the linked-in core with -fsanitize and run only the unit tests.
@@ -118,5 +118,8 @@ uninstall:
 
 clean:
 	rm -rf $(B)
+
+# Objects made on the way to a test are kept: deleting them makes every run relink.
+.SECONDARY:
 
 .PHONY: all check unit programs check-asan check-tsan demo bench install uninstall clean
