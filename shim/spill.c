@@ -227,7 +227,8 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 		*why = SPILL_R_FORK_DROP;
 		return NULL;
 	}
-	align = align > spill_page ? align : spill_page;
+	/* Every extent is a page multiple: only larger alignments need padding in the search. */
+	align = align > spill_page ? align : 1;
 	if (size > spill_file.span) {
 		*why = SPILL_R_FULL;
 		return NULL;
