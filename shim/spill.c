@@ -166,7 +166,8 @@ static void expire_retained(int all)
 
 	spill_lock();
 	for (unsigned i = 0; i < n_retained;) {
-		if (all || now - retained[i].t > RETAIN_NS) {
+		/* len 0: a slot claimed by a free() whose ZERO_RANGE is still running */
+		if (retained[i].len && (all || now - retained[i].t > RETAIN_NS)) {
 			out[n].off = retained[i].off;
 			out[n++].len = retained[i].len;
 			retained_bytes -= retained[i].len;
