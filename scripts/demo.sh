@@ -8,7 +8,7 @@
 #
 # Environment (defaults in brackets):
 #   DEMO_BATCH_MIB  size of one batch buffer in MiB [1024]
-#   DEMO_BATCHES    number of batches [10: the whole demo takes about a minute]
+#   DEMO_BATCHES    number of batches [12: the whole demo takes about a minute]
 #   DEMO_CAP        memory cap for both runs, bytes or K/M/G suffix [512M]
 #   DEMO_THRESHOLD  SPILL_THRESHOLD for the libspill run [64M; 1M when the batch is smaller]
 #   DEMO_SEED       sensor seed [1]
@@ -24,7 +24,7 @@ memcap=$here/scripts/memcap
 chunk_mib=16	# the reference run streams each batch through a buffer this big
 
 batch_mib=${DEMO_BATCH_MIB:-1024}
-batches=${DEMO_BATCHES:-10}
+batches=${DEMO_BATCHES:-12}
 cap=${DEMO_CAP:-512M}
 seed=${DEMO_SEED:-1}
 if [ -n "${DEMO_THRESHOLD:-}" ]; then
