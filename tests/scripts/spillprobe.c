@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -224,6 +225,7 @@ static int cmd_spills(int argc, char **argv)
 	if (check(p, bytes, 7))
 		return puts("FAILED: content"), 1;
 	printf("spilled=%d\n", is_spilled(p));
+	printf("secure=%lu\n", getauxval(AT_SECURE));
 	free(p);
 	return 0;
 }
