@@ -9,7 +9,7 @@
 #include "maps.h"
 
 /*
- * usage: many_blocks [COUNT [SIZE [keep]]]   (default 10000 blocks of 8 KiB; SPILL_THRESHOLD=4K)
+ * usage: many_blocks [COUNT [SIZE [keep]]]   (default 2000 blocks of 8 KiB, freed; SPILL_THRESHOLD=4K)
  * "keep" exits with the blocks live: each free punches a hole, which is slow on ext4 -o discard.
  * Every block must be spilled, /proc/self/fd must not grow after the first spill, and
  * /proc/self/maps must stay far below vm.max_map_count (65530). The script test runs it
@@ -26,7 +26,7 @@ static double now(void)
 
 int main(int argc, char **argv)
 {
-	size_t count = argc > 1 ? strtoul(argv[1], NULL, 0) : 10000;
+	size_t count = argc > 1 ? strtoul(argv[1], NULL, 0) : 2000;
 	size_t size = argc > 2 ? strtoul(argv[2], NULL, 0) : 8192;
 	int keep = argc > 3 && strcmp(argv[3], "keep") == 0;
 	uintptr_t lo = 0, hi = 0;
