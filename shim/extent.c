@@ -187,20 +187,31 @@ static int carve(struct spill_extents *e, uint32_t n, uint64_t off, uint64_t len
 	return 0;
 }
 
+/* The first offset at or after OFF whose address (base + offset) is a multiple of ALIGN. */
+static uint64_t aligned(const struct spill_extents *e, uint64_t off, uint64_t align)
+{
+	if (align <= 1)
+		return off;
+	return ((e->base + off + align - 1) & ~(align - 1)) - e->base;
+}
+
 /* First fit of LEN bytes at a multiple of ALIGN (a power of two). */
 int spill_extents_alloc(struct spill_extents *e, uint64_t len, uint64_t align, uint64_t *off)
 {
-	uint64_t need = len + (align > 1 ? align - 1 : 0);
+	/* When every boundary is already a multiple of ALIGN, a fit needs no padding. */
+	uint64_t pad = align > 1 && ((e->grain | e->base | len) & (align - 1)) ? align - 1 : 0;
+	uint64_t need = len + pad;
 	uint32_t t = e->root;
 
 	if (need < len || maxlen(e, t) < len)
 		return -1;
 	while (t) {
-		uint64_t start = align > 1 ? (N(e, t).off + align - 1) & ~(align - 1) : N(e, t).off;
+		uint64_t start = aligned(e, N(e, t).off, align);
 		if (maxlen(e, N(e, t).left) >= need)
 			t = N(e, t).left;
 		else if (start - N(e, t).off + len <= N(e, t).len) {
 			*off = start;
+			e->grain |= start | len;
 			return carve(e, t, start, len);
 		} else if (maxlen(e, N(e, t).right) >= need)
 			t = N(e, t).right;
@@ -209,9 +220,10 @@ int spill_extents_alloc(struct spill_extents *e, uint64_t len, uint64_t align, u
 	}
 	/* Nothing fits even with worst-case alignment padding; try every extent that might. */
 	for (uint32_t i = ceil_node(e, 0); i; i = ceil_node(e, N(e, i).off + 1)) {
-		uint64_t start = align > 1 ? (N(e, i).off + align - 1) & ~(align - 1) : N(e, i).off;
+		uint64_t start = aligned(e, N(e, i).off, align);
 		if (start - N(e, i).off + len <= N(e, i).len) {
 			*off = start;
+			e->grain |= start | len;
 			return carve(e, i, start, len);
 		}
 		if (align <= 1)
@@ -227,6 +239,7 @@ int spill_extents_take(struct spill_extents *e, uint64_t off, uint64_t len)
 
 	if (!n || off + len > N(e, n).off + N(e, n).len || off + len < off)
 		return -1;
+	e->grain |= off | len;
 	return carve(e, n, off, len);
 }
 
@@ -238,6 +251,7 @@ int spill_extents_free(struct spill_extents *e, uint64_t off, uint64_t len)
 
 	if (!len)
 		return 0;
+	e->grain |= off | len;
 	spill_assert(!prev || N(e, prev).off + N(e, prev).len <= off);
 	spill_assert(!next || next == prev || end <= N(e, next).off);
 	if (next && N(e, next).off == end) {

@@ -80,7 +80,9 @@ EXPORT int posix_memalign(void **out, size_t align, size_t size)
 			*out = p;
 		return err;
 	}
-	return real_posix_memalign(out, align, size);
+	int saved = errno, rc = real_posix_memalign(out, align, size);
+	errno = saved;	/* glibc's memalign path sets errno on failure */
+	return rc;
 }
 
 /* Alignments that are not powers of two are the next allocator's to judge (glibc rounds up). */

@@ -32,10 +32,11 @@ void spill_lock_reinit(void)
 	pthread_mutex_init(&lock, NULL);
 }
 
+/* Fibonacci hashing: the top bits of the product depend on every bit of the offset. */
 static size_t slot_of(uint64_t off, size_t n)
 {
 	uint64_t h = off * 0x9e3779b97f4a7c15ull;
-	return (size_t)(h >> 20) & (n - 1);
+	return (size_t)(h >> (64 - __builtin_ctzll(n)));
 }
 
 static void put(struct spill_block *t, size_t n, const struct spill_block *b)

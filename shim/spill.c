@@ -148,6 +148,7 @@ static int backing_ready(void)
 			backing_fail = SPILL_R_FILE;
 			__atomic_store_n(&backing_state, -1, __ATOMIC_RELEASE);
 		} else {
+			extents.base = (uintptr_t)spill_file.base;
 			spill_lo = (uintptr_t)spill_file.base;
 			__atomic_store_n(&spill_span, spill_file.span, __ATOMIC_RELEASE);
 			__atomic_store_n(&backing_state, 1, __ATOMIC_RELEASE);
@@ -201,7 +202,7 @@ static int take_retained(uint64_t len, uint64_t align, uint64_t *off, uint64_t *
 	spill_lock();
 	for (unsigned i = 0; i < n_retained; i++) {
 		if (retained[i].len >= len && retained[i].len - len <= len / 4 &&
-		    (retained[i].off & (align - 1)) == 0) {
+		    (((uintptr_t)spill_file.base + retained[i].off) & (align - 1)) == 0) {
 			*off = retained[i].off;
 			*got = retained[i].len;
 			retained_bytes -= retained[i].len;
@@ -230,7 +231,7 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 	}
 	/* Every extent is a page multiple: only larger alignments need padding in the search. */
 	align = align > spill_page ? align : 1;
-	if (size > spill_file.span) {
+	if (size > spill_file.span || align > spill_file.span) {
 		*why = SPILL_R_FULL;
 		return NULL;
 	}

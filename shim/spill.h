@@ -80,6 +80,8 @@ struct spill_extents {
 	struct spill_ext_node *pool;
 	uint32_t cap, used, free_head, root;
 	uint64_t seed, free_bytes;
+	uint64_t grain;		/* OR of every boundary ever made: all are multiples of its lowest bit */
+	uint64_t base;		/* address of offset 0: alignment applies to base + off (0 in unit tests) */
 };
 SPILL_HIDDEN int spill_extents_init(struct spill_extents *e, uint64_t total);
 SPILL_HIDDEN int spill_extents_alloc(struct spill_extents *e, uint64_t len, uint64_t align, uint64_t *off);
