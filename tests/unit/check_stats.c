@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+/* check_stats.c - counters, the SPILL_MAX claim, and the JSON summary (parsed back field by field). */
+#include <check.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spill.h"
+
+/* A strict little JSON reader for the one shape the summary has: an object of numbers, strings, objects. */
+struct field {
+	char key[64];
+	int kind;		/* 'n' number, 's' string, 'o' object */
+	unsigned long long num;
+	char str[PATH_MAX * 2];
+	struct field *sub;
+	int nsub;
+};
+
+static const char *ws(const char *p)
+{
+	while (*p == ' ')
+		p++;
+	return p;
+}
+
+static const char *parse_string(const char *p, char *out, size_t size)
+{
+	size_t n = 0;
+	if (*p++ != '"')
+		return NULL;
+	for (; *p != '"'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (!c || c < 0x20 || n + 1 >= size)
+			return NULL;
+		if (c == '\\') {
+			p++;
+			if (*p == '"' || *p == '\\' || *p == '/') {
+				c = (unsigned char)*p;
+			} else if (*p == 'u') {
+				unsigned v = 0;
+				for (int i = 1; i <= 4; i++) {
+					char h = p[i];
+					if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F')))
+						return NULL;
+					v = v * 16 + (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+				}
+				if (v > 0xff)
+					return NULL;
+				c = (unsigned char)v;
+				p += 4;
+			} else if (*p == 'n') {
+				c = '\n';
+			} else if (*p == 't') {
+				c = '\t';
+			} else {
+				return NULL;
+			}
+		}
+		out[n++] = (char)c;
+	}
+	out[n] = '\0';
+	return p + 1;
+}
+
+static const char *parse_object(const char *p, struct field *f, int max, int *count)
+{
+	*count = 0;
+	p = ws(p);
+	if (*p++ != '{')
+		return NULL;
+	p = ws(p);
+	if (*p == '}')
+		return p + 1;
+	for (;;) {
+		if (*count >= max)
+			return NULL;
+		struct field *x = &f[(*count)++];
+		memset(x, 0, sizeof *x);
+		if (!(p = parse_string(ws(p), x->key, sizeof x->key)))
+			return NULL;
+		p = ws(p);
+		if (*p++ != ':')
+			return NULL;
+		p = ws(p);
+		if (*p == '"') {
+			x->kind = 's';
+			if (!(p = parse_string(p, x->str, sizeof x->str)))
+				return NULL;
+		} else if (*p == '{') {
+			x->kind = 'o';
+			x->sub = calloc(16, sizeof *x->sub);
+			if (!(p = parse_object(p, x->sub, 16, &x->nsub)))
+				return NULL;
+		} else if (*p >= '0' && *p <= '9') {
+			x->kind = 'n';
+			if (*p == '0' && p[1] >= '0' && p[1] <= '9')
+				return NULL;	/* no leading zeros in JSON */
+			x->num = strtoull(p, (char **)&p, 10);
+		} else {
+			return NULL;
+		}
+		p = ws(p);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (*p++ != '}')
+			return NULL;
+		return p;
+	}
+}
+
+static struct field fields[32];
+static int nfields;
+
+static void parse_summary(const char *json)
+{
+	const char *end = parse_object(json, fields, 32, &nfields);
+	ck_assert_msg(end != NULL, "not a JSON object: %s", json);
+	ck_assert_msg(strcmp(end, "\n") == 0, "summary must be one line ending in a newline: %s", json);
+	for (int i = 0; i < nfields; i++)
+		for (int j = 0; j < i; j++)
+			ck_assert_msg(strcmp(fields[i].key, fields[j].key) != 0, "duplicate key %s", fields[i].key);
+}
+
+static struct field *get(const char *key, int kind)
+{
+	for (int i = 0; i < nfields; i++)
+		if (strcmp(fields[i].key, key) == 0) {
+			ck_assert_msg(fields[i].kind == kind, "field %s has the wrong type", key);
+			return &fields[i];
+		}
+	ck_abort_msg("field %s missing", key);
+	return NULL;
+}
+
+static unsigned long long num(const char *key)
+{
+	return get(key, 'n')->num;
+}
+
+static const char *const spec_fields[] = {
+	"pid", "spilled_allocs", "spilled_frees", "spilled_bytes_live", "spilled_bytes_peak",
+	"mapped_bytes_peak", "fallbacks", "fallback_reasons", "threshold", "dir",
+};
+
+static void summary(char *buf, size_t size)
+{
+	size_t n = spill_stats_json(buf, size);
+	ck_assert_uint_eq(n, strlen(buf));
+	parse_summary(buf);
+	ck_assert_int_eq(nfields, (int)(sizeof spec_fields / sizeof *spec_fields));
+	for (unsigned i = 0; i < sizeof spec_fields / sizeof *spec_fields; i++)
+		(void)get(spec_fields[i], strcmp(spec_fields[i], "dir") == 0 ? 's' :
+					  strcmp(spec_fields[i], "fallback_reasons") == 0 ? 'o' : 'n');
+}
+
+static void config_for_test(void)
+{
+	memset(&spill_cfg, 0, sizeof spill_cfg);
+	spill_cfg.threshold = 1 << 20;
+	spill_cfg.max = SIZE_MAX;
+	strcpy(spill_cfg.dir, "/var/tmp");
+	spill_stats_reset();
+}
+
+START_TEST(test_empty_summary)
+{
+	char buf[1024];
+
+	config_for_test();
+	summary(buf, sizeof buf);
+	ck_assert_uint_eq(num("pid"), (unsigned long long)getpid());
+	ck_assert_uint_eq(num("spilled_allocs"), 0);
+	ck_assert_uint_eq(num("spilled_frees"), 0);
+	ck_assert_uint_eq(num("spilled_bytes_live"), 0);
+	ck_assert_uint_eq(num("spilled_bytes_peak"), 0);
+	ck_assert_uint_eq(num("mapped_bytes_peak"), 0);
+	ck_assert_uint_eq(num("fallbacks"), 0);
+	ck_assert_int_eq(get("fallback_reasons", 'o')->nsub, 0);
+	ck_assert_uint_eq(num("threshold"), 1 << 20);
+	ck_assert_str_eq(get("dir", 's')->str, "/var/tmp");
+}
+END_TEST
+
+START_TEST(test_counters)
+{
+	char buf[1024];
+
+	config_for_test();
+	ck_assert_int_eq(spill_stats_claim(8192, SIZE_MAX), 0);
+	spill_stats_alloc(5000, 8192);
+	ck_assert_int_eq(spill_stats_claim(4096, SIZE_MAX), 0);
+	spill_stats_alloc(100, 4096);
+	ck_assert_uint_eq(spill_stats_mapped_live(), 12288);
+	spill_stats_resize(5000, 8192, 9000, 12288);	/* grow */
+	ck_assert_int_eq(spill_stats_claim(4096, SIZE_MAX), 0);
+	spill_stats_resize(9000, 12288, 1000, 4096);	/* shrink */
+	spill_stats_unclaim(8192);
+	spill_stats_unclaim(4096);
+	spill_stats_free(100, 4096);
+	spill_stats_fallback(SPILL_R_MAX);
+	spill_stats_fallback(SPILL_R_MAX);
+	spill_stats_fallback(SPILL_R_NO_SPACE);
+	spill_stats_fallback(SPILL_R_FORK_DROP);
+	summary(buf, sizeof buf);
+	ck_assert_uint_eq(num("spilled_allocs"), 2);
+	ck_assert_uint_eq(num("spilled_frees"), 1);
+	ck_assert_uint_eq(num("spilled_bytes_live"), 1000);
+	ck_assert_uint_eq(num("spilled_bytes_peak"), 9100);
+	ck_assert_uint_eq(num("mapped_bytes_peak"), 16384);
+	ck_assert_uint_eq(spill_stats_mapped_live(), 4096);
+	ck_assert_uint_eq(num("fallbacks"), 4);
+	struct field *r = get("fallback_reasons", 'o');
+	ck_assert_int_eq(r->nsub, 3);
+	for (int i = 0; i < r->nsub; i++) {
+		ck_assert_int_eq(r->sub[i].kind, 'n');
+		if (strcmp(r->sub[i].key, "max") == 0)
+			ck_assert_uint_eq(r->sub[i].num, 2);
+		else if (strcmp(r->sub[i].key, "no_space") == 0 || strcmp(r->sub[i].key, "fork_drop") == 0)
+			ck_assert_uint_eq(r->sub[i].num, 1);
+		else
+			ck_abort_msg("unexpected reason %s", r->sub[i].key);
+	}
+}
+END_TEST
+
+/* Every reason has the name the documentation lists, and all of them fit in one summary. */
+START_TEST(test_all_reasons)
+{
+	static const char *const names[] = { "max", "min_free", "no_space", "no_dir", "file",
+					     "reservation_full", "memory_available", "fork_drop" };
+	char buf[1024];
+
+	config_for_test();
+	ck_assert_int_eq(SPILL_R_COUNT, 8);
+	for (int r = 0; r < SPILL_R_COUNT; r++) {
+		ck_assert_str_eq(spill_reason_name[r], names[r]);
+		for (int k = 0; k <= r; k++)
+			spill_stats_fallback((enum spill_reason)r);
+	}
+	summary(buf, sizeof buf);
+	struct field *f = get("fallback_reasons", 'o');
+	ck_assert_int_eq(f->nsub, SPILL_R_COUNT);
+	for (int r = 0; r < SPILL_R_COUNT; r++) {
+		ck_assert_str_eq(f->sub[r].key, names[r]);
+		ck_assert_uint_eq(f->sub[r].num, (unsigned)r + 1);
+	}
+	ck_assert_uint_eq(num("fallbacks"), 36);
+}
+END_TEST
+
+/* SPILL_MAX: a claim that would pass the cap fails and counts nothing. */
+START_TEST(test_claim_cap)
+{
+	config_for_test();
+	ck_assert_int_eq(spill_stats_claim(10, 15), 0);
+	ck_assert_int_eq(spill_stats_claim(6, 15), -1);
+	ck_assert_int_eq(spill_stats_claim(5, 15), 0);
+	ck_assert_uint_eq(spill_stats_mapped_live(), 15);
+	ck_assert_int_eq(spill_stats_claim(1, 15), -1);
+	ck_assert_int_eq(spill_stats_claim(0, 15), 0);
+	spill_stats_unclaim(15);
+	ck_assert_int_eq(spill_stats_claim(16, 15), -1);
+	ck_assert_int_eq(spill_stats_claim(0, 0), 0);
+	ck_assert_int_eq(spill_stats_claim(1, 0), -1);
+	/* no wrap-around near SIZE_MAX */
+	ck_assert_int_eq(spill_stats_claim(5, SIZE_MAX), 0);
+	ck_assert_int_eq(spill_stats_claim(SIZE_MAX, SIZE_MAX), -1);
+	ck_assert_int_eq(spill_stats_claim(SIZE_MAX - 5, SIZE_MAX), 0);
+	ck_assert_uint_eq(spill_stats_mapped_live(), SIZE_MAX);
+}
+END_TEST
+
+/* The directory is free text: quotes, backslashes and control characters come back intact. */
+START_TEST(test_dir_escaping)
+{
+	static const char *const dirs[] = { "/var/tmp/with \"quotes\"", "/a\\b\\\\c", "/tab\there/nl\nx/\x01\x1f",
+					    "/utf8/\xc3\xa9t\xc3\xa9", "/" };
+	char buf[2048];
+
+	for (unsigned i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		config_for_test();
+		strcpy(spill_cfg.dir, dirs[i]);
+		summary(buf, sizeof buf);
+		ck_assert_str_eq(get("dir", 's')->str, dirs[i]);
+	}
+}
+END_TEST
+
+/* Short buffers: always NUL-terminated, never written past the end (sanitizers watch). */
+START_TEST(test_truncation)
+{
+	char full[1024];
+	size_t n_full;
+
+	config_for_test();
+	strcpy(spill_cfg.dir, "/dir/with\"quote\\and\x01control");
+	spill_stats_fallback(SPILL_R_MIN_FREE);
+	spill_stats_fallback(SPILL_R_FILE);
+	n_full = spill_stats_json(full, sizeof full);
+	ck_assert_uint_eq(n_full, strlen(full));
+	for (size_t size = 1; size <= n_full + 1; size++) {
+		char *buf = malloc(size);
+		size_t n = spill_stats_json(buf, size);
+		ck_assert_msg(n < size, "size %zu: returned %zu", size, n);
+		ck_assert_msg(strlen(buf) == n, "size %zu: length %zu, returned %zu", size, strlen(buf), n);
+		free(buf);
+	}
+	/* A path long enough to fill the whole buffer still leaves a terminated string. */
+	memset(spill_cfg.dir, 'x', PATH_MAX - 1);
+	spill_cfg.dir[PATH_MAX - 1] = '\0';
+	ck_assert_uint_lt(spill_stats_json(full, sizeof full), sizeof full);
+	ck_assert_uint_lt(strlen(full), sizeof full);
+}
+END_TEST
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+	strcpy(tmpdir, "/var/tmp/check_stats.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void read_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+	ck_assert_msg(fd >= 0, "%s missing", path);
+	n = read(fd, buf, size - 1);
+	ck_assert_int_ge(n, 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+/* SPILL_STATS=FILE: %p becomes the pid; each write appends one whole line. */
+START_TEST(test_write_file)
+{
+	char path[PATH_MAX], buf[4096];
+
+	config_for_test();
+	make_tmpdir();
+	spill_cfg.stats = SPILL_SINK_FILE;
+	snprintf(spill_cfg.stats_path, sizeof spill_cfg.stats_path, "%s/stats-%%p.json", tmpdir);
+	spill_stats_alloc(777, 4096);
+	spill_stats_write();
+	spill_stats_write();
+	snprintf(path, sizeof path, "%s/stats-%d.json", tmpdir, (int)getpid());
+	read_file(path, buf, sizeof buf);
+	char *second = strchr(buf, '\n');
+	ck_assert_ptr_nonnull(second);
+	second++;
+	ck_assert_int_eq(strncmp(buf, second, strlen(second)), 0);	/* the same line twice */
+	ck_assert_uint_eq(strlen(buf), 2 * strlen(second));
+	parse_summary(second);
+	ck_assert_uint_eq(num("spilled_allocs"), 1);
+	ck_assert_uint_eq(num("spilled_bytes_live"), 777);
+	ck_assert_uint_eq(num("pid"), (unsigned long long)getpid());
+	unlink(path);
+	rmdir(tmpdir);
+	spill_cfg.stats = SPILL_SINK_OFF;	/* the exit-time summary would look for the directory */
+}
+END_TEST
+
+static void write_stderr_child(void)
+{
+	spill_cfg.stats = SPILL_SINK_STDERR;
+	spill_stats_write();
+}
+
+START_TEST(test_write_stderr_and_off)
+{
+	int fds[2], status;
+	char buf[4096];
+	ssize_t n;
+	size_t at = 0;
+
+	config_for_test();
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		spill_stats_write();		/* off: nothing */
+		write_stderr_child();
+		_exit(0);
+	}
+	close(fds[1]);
+	while ((n = read(fds[0], buf + at, sizeof buf - 1 - at)) > 0)
+		at += (size_t)n;
+	buf[at] = '\0';
+	waitpid(pid, &status, 0);
+	parse_summary(buf);
+	ck_assert_uint_eq(num("pid"), (unsigned long long)pid);
+}
+END_TEST
+
+/* An unwritable SPILL_STATS path: one warning, no crash. */
+START_TEST(test_write_unwritable)
+{
+	int fds[2];
+	char buf[4096];
+	ssize_t n;
+
+	config_for_test();
+	spill_cfg.stats = SPILL_SINK_FILE;
+	strcpy(spill_cfg.stats_path, "/nonexistent-dir/stats.json");
+	ck_assert_int_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		spill_stats_write();
+		_exit(0);
+	}
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof buf - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	waitpid(pid, NULL, 0);
+	static const char want[] = "libspill: SPILL_STATS=\"/nonexistent-dir/stats.json\" cannot be written";
+	ck_assert_msg(strncmp(buf, want, strlen(want)) == 0,
+		      "got: %s", buf);
+	ck_assert_ptr_eq(strchr(buf, '\n'), buf + strlen(buf) - 1);
+}
+END_TEST
+
+Suite *stats_suite(void)
+{
+	Suite *s = suite_create("stats");
+	TCase *core = tcase_create("core"), *limits = tcase_create("limits");
+
+	tcase_add_test(core, test_empty_summary);
+	tcase_add_test(core, test_counters);
+	tcase_add_test(core, test_all_reasons);
+	tcase_add_test(core, test_write_file);
+	tcase_add_test(core, test_write_stderr_and_off);
+	tcase_add_test(core, test_write_unwritable);
+	suite_add_tcase(s, core);
+	tcase_add_test(limits, test_claim_cap);
+	tcase_add_test(limits, test_dir_escaping);
+	tcase_add_test(limits, test_truncation);
+	suite_add_tcase(s, limits);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(stats_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
