@@ -429,6 +429,7 @@ START_TEST(test_write_unwritable)
 	ck_assert_msg(strncmp(buf, want, strlen(want)) == 0,
 		      "got: %s", buf);
 	ck_assert_ptr_eq(strchr(buf, '\n'), buf + strlen(buf) - 1);
+	spill_cfg.stats = SPILL_SINK_OFF;	/* and none at exit */
 }
 END_TEST
 
