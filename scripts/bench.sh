@@ -40,9 +40,9 @@ if [ "$quick" = 1 ]; then
 	grow_from=32 grow_to=256 sensor_batches=2 sensor_mib=128 cap_mib=32 fork_mib=128
 	many=10000 free_probe=200 dd_mib=256 swap_timeout=30 churn_pairs=1 small_pairs=1
 else
-	pairs=3 warm=1 churn_ops=2000000 big_untouched=100 big_written=10 fill_mib=2048
+	pairs=3 warm=1 churn_ops=2000000 big_untouched=100 big_written=6 fill_mib=2048
 	grow_from=256 grow_to=2048 sensor_batches=2 sensor_mib=1024 cap_mib=256 fork_mib=1024
-	many=100000 free_probe=2000 dd_mib=1024 swap_timeout=150 churn_pairs=5 small_pairs=5
+	many=100000 free_probe=500 dd_mib=512 swap_timeout=120 churn_pairs=5 small_pairs=5
 fi
 sensor_total=$((sensor_batches * sensor_mib))	# the data of case 5; the cap is 1/8 of it
 io_mib=$((cap_mib * 8))	# case 5c: one buffer of 8x the cap
@@ -108,13 +108,15 @@ once() {
 }
 
 # Results, keyed by case id.
-declare -A P S PS SS RATIO TARGET MET METRIC NOTE
+declare -A P S PS SS RATIO TARGET MET METRIC NOTE SHORT
 ids=()
 
 # ab ID FIELD PAIRS CMD...: warm-up, then PAIRS x (plain, libspill); medians into P/S.
 ab() {
 	local id=$1 fld=$2 n=$3 i kind v a=() b=() f=$out/run.out
 	shift 3
+	: >"$out/runs-$id-plain.txt"
+	: >"$out/runs-$id-spill.txt"
 	for ((i = 1 - warm; i <= n; i++)); do
 		for kind in plain spill; do
 			if ! once "$kind" "$f" "$@"; then
@@ -124,6 +126,7 @@ ab() {
 				v=$(field "$fld" "$f")
 			fi
 			if [ "$i" -ge 1 ]; then
+				cat "$f" >>"$out/runs-$id-$kind.txt"
 				[ "$kind" = plain ] && a+=("$v") || b+=("$v")
 				say "  $id run $i/$n $kind: $fld=$v"
 			else
@@ -135,6 +138,14 @@ ab() {
 	read -r "S[$id]" smin smax < <(stats "${b[@]}")
 	PS[$id]=$(spread "${P[$id]}" "$pmin" "$pmax")
 	SS[$id]=$(spread "${S[$id]}" "$smin" "$smax")
+}
+
+# med ID KIND FIELD: the median of FIELD over the measured runs of case ID.
+med() {
+	local v
+	mapfile -t v < <(sed -n "s/^result.* $3=\([^ ]*\).*/\1/p; s/^result $3=\([^ ]*\).*/\1/p" "$out/runs-$1-$2.txt")
+	[ "${#v[@]}" -gt 0 ] || { echo nan; return; }
+	stats "${v[@]}" | cut -d' ' -f1
 }
 
 # spread MEDIAN MIN MAX: (max - min) / median in percent.
@@ -149,6 +160,7 @@ ratio() {
 
 # verdict ID OP LIMIT: met when RATIO[ID] OP LIMIT (OP is le or ge).
 verdict() {
+	SHORT[$1]="$([ "$2" = le ] && echo "≤" || echo "≥") $3"
 	MET[$1]=$(awk -v r="${RATIO[$1]}" -v op="$2" -v l="$3" 'BEGIN {
 		if (r != r + 0) { print "not met"; exit }
 		ok = op == "le" ? r <= l : r >= l
@@ -199,7 +211,7 @@ ab 4 last_over_first "$pairs" "$bin/regrow" -s "$grow_from" -e "$grow_to"
 add 4 "realloc: last / first doubling" "≤ 1.5"
 RATIO[4]=${S[4]}	# the target is on libspill's own ratio
 verdict 4 le 1.5
-NOTE[4]="plain and libspill columns are each allocator's own last/first ratio; the ratio column is libspill's"
+NOTE[4]="plain and libspill columns are each allocator's own last/first ratio; the ratio column is libspill's. Median realloc time, first / last doubling: plain $(med 4 plain first_s) / $(med 4 plain last_s) s, libspill $(med 4 spill first_s) / $(med 4 spill last_s) s"
 
 # --- 5a. the sensor job with memory to spare ---
 say "case 5a: sensor, $sensor_batches batches of $sensor_mib MiB, no cap"
@@ -251,6 +263,7 @@ if [ "$have_cgroup" = 1 ]; then
 	if [ "$c_status" = 0 ]; then P[5b]=$c_elapsed; else P[5b]=$(describe_fail); fi
 	PS[5b]=-
 	capped 5b plain-uncapped "$out/trace-5b-plain-nocap.tsv" $((1 << 30)) "$sensor" -b "$sensor_mib" -n "$sensor_batches"
+	nocap_el=$c_elapsed
 	v=() fails=0
 	for ((i = 1; i <= pairs; i++)); do
 		trace=''
@@ -267,7 +280,7 @@ if [ "$have_cgroup" = 1 ]; then
 	else
 		S[5b]=$(describe_fail) SS[5b]=- RATIO[5b]=nan MET[5b]="not met"
 	fi
-	NOTE[5b]="${NOTE[5b]:+${NOTE[5b]}; }ratio = libspill under the cap / plain without the cap (case 5a)"
+	NOTE[5b]="${NOTE[5b]:+${NOTE[5b]}; }ratio = libspill under the cap / plain without the cap (case 5a); the one plain run without a cap traced for the plot (in a cgroup with no real limit) took $nocap_el s"
 else
 	P[5b]=skipped S[5b]=skipped RATIO[5b]=nan MET[5b]=skipped PS[5b]=- SS[5b]=-
 fi
@@ -346,14 +359,15 @@ for k in P S; do
 done
 add 6 "fork: s until the child runs, per GiB" "≤ 1 s per GiB"
 RATIO[6]=$(ratio "${S[6]}" "${P[6]}")
+SHORT[6]="≤ 1 s/GiB"
 MET[6]=$(awk -v s="${S[6]}" 'BEGIN { print s <= 1 ? "met" : "not met" }')
-NOTE[6]="the target is on libspill's figure itself (${S[6]} s/GiB); the ratio is against plain copy-on-write"
+NOTE[6]="the target is on libspill's figure itself (${S[6]} s/GiB); the ratio is against plain copy-on-write. Median fork() call: plain $(med 6 plain fork_s) s, libspill $(med 6 spill fork_s) s"
 
 # --- 7. scale: many live spilled blocks ---
 say "case 7: $many live 4 KiB blocks (threshold 4K)"
 spill_env=(env LD_PRELOAD="$lib" SPILL_THRESHOLD=4K SPILL_DIR="$dir")
 declare -A FDS MAPS
-ab 7 setup_s "$pairs" "$bin/manyblocks" -n "$many" -s 4096 -k
+ab 7 setup_s $((pairs > 2 ? 2 : pairs)) "$bin/manyblocks" -n "$many" -s 4096 -k
 for kind in plain spill; do
 	once "$kind" "$out/run.out" "$bin/manyblocks" -n "$many" -s 4096 -k
 	FDS[$kind]=$(field fds_live "$out/run.out")
@@ -366,12 +380,15 @@ fds7=$((FDS[spill] - FDS[plain]))
 maps7=$((MAPS[spill] - MAPS[plain]))
 add 7 "$many live blocks: setup s" "≤ 2 fds; maps ≪ max_map_count"
 RATIO[7]=$(ratio "${S[7]}" "${P[7]}")
+SHORT[7]="(target: fds, maps)"
 MET[7]=$(awk -v f="$fds7" -v m="${MAPS[spill]}" -v mx="$max_map" 'BEGIN { print f <= 2 && m * 100 < mx ? "met" : "not met" }')
 NOTE[7]="libspill holds $fds7 more fd(s) and $maps7 more mapping(s) than plain (${MAPS[spill]} mappings in all, max_map_count $max_map)"
 say "  fds: plain ${FDS[plain]}, libspill ${FDS[spill]}; mappings: plain ${MAPS[plain]}, libspill ${MAPS[spill]}"
 # freeing: measured on fewer blocks, since each spilled free is a fallocate on the file
 say "case 7b: free cost, $free_probe live 4 KiB blocks freed"
+saved_warm=$warm warm=0
 ab 7b free_s 1 "$bin/manyblocks" -n "$free_probe" -s 4096
+warm=$saved_warm
 P[7b]=$(awk -v s="${P[7b]}" -v n="$free_probe" 'BEGIN { printf "%.3g", s * 1e6 / n }')
 S[7b]=$(awk -v s="${S[7b]}" -v n="$free_probe" 'BEGIN { printf "%.3g", s * 1e6 / n }')
 add 7b "free of a 4 KiB block: µs" "(none; informative)"
@@ -446,6 +463,7 @@ else
 		else
 			P[9]="failed (status $rc)"
 		fi
+		SHORT[9]="≥ 3"
 		MET[9]=$(awk -v r="${RATIO[9]#> }" 'BEGIN { print ((r == r + 0 && r >= 3) ? "met" : "not met") }')
 		NOTE[9]="plain column: plain malloc + swap file under the cap; libspill column: case 5b; ratio = swap / libspill; swap actually used: RAM+swap peak $((memsw_peak >> 20)) MiB vs RAM peak $((ram_peak >> 20)) MiB"
 	fi
@@ -511,19 +529,20 @@ if command -v gnuplot >/dev/null; then
 	: >"$ratios"
 	for id in "${ids[@]}"; do
 		r=${RATIO[$id]#> }
-		[[ $r =~ ^[0-9.eE+-]+$ ]] && printf '%s\t%s\t%s\n' "$id" "$r" "${MET[$id]}" >>"$ratios"
+		[[ $r =~ ^[0-9.eE+-]+$ ]] && printf '%s\t%s\t%s\n' "$id ${SHORT[$id]:-}" "$r" "${MET[$id]}" >>"$ratios"
 	done
 	plot_ok=1
 	gnuplot 2>>"$log" <<EOF || plot_ok=0
-set terminal pngcairo size 900,480 font ",10"
+set terminal pngcairo size 1100,500 font ",9"
 set output "$docs/bench-ratios.png"
-set title "libspill benchmark: ratio per case (green: target met, red: not met; 1 = same as plain)"
+set title "libspill benchmark: ratio per case, target under the name (green: met, red: not met, grey: no target)"
 set style fill solid 0.8
 set boxwidth 0.6
 set logscale y
 set grid ytics
 set ylabel "ratio (log scale)"
-set yrange [0.005:*]
+set yrange [*:*]
+set offsets 0, 0, graph 0.1, 0
 set datafile separator "\t"
 unset key
 set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb "black"
