@@ -46,9 +46,12 @@ static const char *ename(int e)
 }
 
 /* One outcome line: what P and errno say (alignment seen, for non-NULL blocks). */
+static size_t want_align;	/* alignment asked for by the current call, 0 for none */
+
 static void record(const char *name, void *p, int err)
 {
 	size_t a = 0;
+	int pow2 = want_align && !(want_align & (want_align - 1));
 
 	if (p)
 		for (a = 1; a < 4096 && (uintptr_t)p % (a * 2) == 0; a *= 2)
@@ -56,6 +59,9 @@ static void record(const char *name, void *p, int err)
 	used += (size_t)snprintf(out + used, sizeof out - used, "%s: %s errno=%s%s\n", name,
 				 p ? "non-NULL" : "NULL", p ? "-" : ename(err),
 				 p ? (a >= 4096 ? " align>=4096" : a >= 64 ? " align>=64" : " align<64") : "");
+	if (p && pow2)		/* kept out of the comparison with glibc, see main */
+		used += (size_t)snprintf(out + used - 1, sizeof out - used + 1, " {%s}\n",
+					 (uintptr_t)p % want_align ? "MISALIGNED" : "aligned") - 1;
 	watch_disk();
 	free(p);
 }
@@ -134,15 +140,18 @@ static void run_cases(void)
 			size_t a = aligns[i], n = ns[j];
 			void *q = (void *)0x1;
 			int r;
+			want_align = a;
 			snprintf(name, sizeof name, "memalign(%#zx, %zu)", a, n);
 			TRY(name, memalign(a, n));
 			snprintf(name, sizeof name, "aligned_alloc(%#zx, %zu)", a, n);
 			TRY(name, aligned_alloc(a, n));
+			want_align = 0;
 			errno = 12345;
 			r = posix_memalign(&q, a, n);
 			used += (size_t)snprintf(out + used, sizeof out - used,
-						 "posix_memalign(%#zx, %zu): ret=%s out=%s [errno=%s]\n", a, n,
-						 ename(r), q == (void *)0x1 ? "untouched" : "set", ename(errno));
+						 "posix_memalign(%#zx, %zu): ret=%s out=%s [errno=%s]%s\n", a, n,
+						 ename(r), q == (void *)0x1 ? "untouched" : "set", ename(errno),
+						 r ? "" : (uintptr_t)q % a ? " {MISALIGNED}" : " {aligned}");
 			if (!r)
 				free(q);
 			watch_disk();
@@ -208,6 +217,19 @@ int main(int argc, char **argv)
 	for (a = out, b = ref; *a || *b; a = ea + !!*ea, b = eb + !!*eb) {
 		ea = strchr(a, '\n') ? strchr(a, '\n') : a + strlen(a);
 		eb = strchr(b, '\n') ? strchr(b, '\n') : b + strlen(b);
+		/*
+		 * A power-of-two alignment glibc cannot serve (it needs size + alignment bytes) may
+		 * succeed inside libspill's reservation: fine when the block really is aligned.
+		 */
+		if (memmem(a, (size_t)(ea - a), "MISALIGNED", 10)) {
+			printf("FAIL misaligned: %.*s\n", (int)(ea - a), a);
+			failures++;
+		} else if (memmem(a, (size_t)(ea - a), " {aligned}", 10) &&
+			   (memmem(b, (size_t)(eb - b), "NULL errno=ENOMEM", 17) ||
+			    memmem(b, (size_t)(eb - b), "ret=ENOMEM", 10))) {
+			printf("note: %.*s (glibc: ENOMEM)\n", (int)(ea - a), a);
+			continue;
+		}
 		if (memmem(a, (size_t)(ea - a), " [errno=", 8) && memmem(b, (size_t)(eb - b), " [errno=", 8)) {
 			ea = memmem(a, (size_t)(ea - a), " [errno=", 8);
 			eb = memmem(b, (size_t)(eb - b), " [errno=", 8);
