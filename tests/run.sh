@@ -17,9 +17,10 @@ trap 'rm -rf "$tmp_root"' EXIT
 
 # record NAME STATUS LOG
 record() {
-	local name=$1 rc=$2 log=$3
+	local name=$1 rc=$2 log=$3 secs
+	secs=$(( $(date +%s) - started ))
 	case $rc in
-	0)  pass=$((pass + 1)); echo "PASS $name" ;;
+	0)  pass=$((pass + 1)); echo "PASS $name (${secs}s)" ;;
 	77) skip=$((skip + 1)); skipped_names+=("$name: $(tail -n 1 "$log")")
 	    echo "SKIP $name: $(tail -n 1 "$log")" ;;
 	*)  fail=$((fail + 1)); failed_names+=("$name")
@@ -34,7 +35,7 @@ run_unit() {
 	for t in "$unit_build"/tests/unit/check_*; do
 		[ -x "$t" ] || continue
 		name=unit/$(basename "$t"); wanted "$name" || continue
-		echo "=== $name ==="
+		echo "=== $name ==="; started=$(date +%s)
 		log=$tmp_root/$(basename "$t").log
 		timeout 300 ${TEST_PREFIX:-} "$t" >"$log" 2>&1
 		record "$name" $? "$log"
@@ -49,7 +50,7 @@ run_integration() {
 	for t in "$build"/tests/integration/*; do
 		[ -x "$t" ] || continue
 		name=integration/$(basename "$t"); wanted "$name" || continue
-		echo "=== $name ==="
+		echo "=== $name ==="; started=$(date +%s)
 		dir=$tmp_root/$(basename "$t"); mkdir -p "$dir"
 		log=$dir.log
 		envs=("SPILL_DIR=$dir" "SPILL_LIB=$lib" "SPILL_SRC=$here" "SPILL_BUILD=$build")
@@ -73,7 +74,7 @@ run_scripts() {
 	for t in "$here"/tests/scripts/test_*.sh; do
 		[ -f "$t" ] || continue
 		name=scripts/$(basename "$t" .sh); wanted "$name" || continue
-		echo "=== $name ==="
+		echo "=== $name ==="; started=$(date +%s)
 		dir=$tmp_root/$(basename "$t" .sh); mkdir -p "$dir"
 		log=$dir.log
 		(cd "$dir" && SPILL_LIB=$lib SPILL_BUILD=$build SPILL_SRC=$here TEST_TMP=$dir \
