@@ -122,7 +122,12 @@ static int nfields;
 
 static void parse_summary(const char *json)
 {
-	const char *end = parse_object(json, fields, 32, &nfields);
+	const char *end;
+
+	for (int i = 0; i < nfields; i++)	/* the previous summary's nested objects */
+		free(fields[i].sub);
+	nfields = 0;
+	end = parse_object(json, fields, 32, &nfields);
 	ck_assert_msg(end != NULL, "not a JSON object: %s", json);
 	ck_assert_msg(strcmp(end, "\n") == 0, "summary must be one line ending in a newline: %s", json);
 	for (int i = 0; i < nfields; i++)
