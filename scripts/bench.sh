@@ -359,7 +359,7 @@ for k in P S; do
 done
 add 6 "fork: s until the child runs, per GiB" "≤ 1 s per GiB"
 RATIO[6]=$(ratio "${S[6]}" "${P[6]}")
-SHORT[6]="≤ 1 s/GiB"
+SHORT[6]="(s/GiB ≤ 1)"
 MET[6]=$(awk -v s="${S[6]}" 'BEGIN { print s <= 1 ? "met" : "not met" }')
 NOTE[6]="the target is on libspill's figure itself (${S[6]} s/GiB); the ratio is against plain copy-on-write. Median fork() call: plain $(med 6 plain fork_s) s, libspill $(med 6 spill fork_s) s"
 
@@ -380,7 +380,7 @@ fds7=$((FDS[spill] - FDS[plain]))
 maps7=$((MAPS[spill] - MAPS[plain]))
 add 7 "$many live blocks: setup s" "≤ 2 fds; maps ≪ max_map_count"
 RATIO[7]=$(ratio "${S[7]}" "${P[7]}")
-SHORT[7]="(target: fds, maps)"
+SHORT[7]="(fds)"
 MET[7]=$(awk -v f="$fds7" -v m="${MAPS[spill]}" -v mx="$max_map" 'BEGIN { print f <= 2 && m * 100 < mx ? "met" : "not met" }')
 NOTE[7]="libspill holds $fds7 more fd(s) and $maps7 more mapping(s) than plain (${MAPS[spill]} mappings in all, max_map_count $max_map)"
 say "  fds: plain ${FDS[plain]}, libspill ${FDS[spill]}; mappings: plain ${MAPS[plain]}, libspill ${MAPS[spill]}"
