@@ -123,8 +123,8 @@ int spill_backing_open(const char *dir)
 		return err;
 	}
 	spill_file.can_zero = fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, spill_page) == 0;
-	if (spill_file.can_zero)
-		spill_backing_punch(0, spill_page);
+	if (spill_file.can_zero)	/* the probe allocated a block: give it back */
+		fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, (off_t)spill_page);
 	spill_file.dev = fstat(fd, &st) == 0 ? st.st_dev : 0;
 	spill_file.fd = fd;
 	spill_file.base = base;

@@ -275,6 +275,20 @@ int spill_extents_free(struct spill_extents *e, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* Removes the lowest free extent; -1 when there is none. */
+int spill_extents_pop(struct spill_extents *e, uint64_t *off, uint64_t *len)
+{
+	uint32_t n = ceil_node(e, 0);
+
+	if (!n)
+		return -1;
+	*off = N(e, n).off;
+	*len = N(e, n).len;
+	node_del(e, unlink_at(e, *off));
+	e->free_bytes -= *len;
+	return 0;
+}
+
 uint32_t spill_extents_count(const struct spill_extents *e)
 {
 	uint32_t n = 0;

@@ -7,7 +7,7 @@
 /* Bytes admitted whose fallocate may not show in statvfs yet: counted as used already. */
 static uint64_t in_flight;
 
-static uint64_t min_free_bytes(uint64_t total)
+uint64_t spill_policy_min_free(uint64_t total)
 {
 	if (!spill_cfg.min_free_pct)
 		return spill_cfg.min_free;
@@ -28,10 +28,10 @@ int spill_policy_admit(size_t len, enum spill_reason *why)
 	}
 	pending = __atomic_add_fetch(&in_flight, len, __ATOMIC_RELAXED);
 	if (spill_backing_avail(&avail, &total) == 0 &&
-	    (avail < pending || avail - pending < min_free_bytes(total))) {
+	    (avail < pending || avail - pending < spill_policy_min_free(total))) {
 		spill_policy_release(len);
 		spill_stats_unclaim(len);
-		*why = SPILL_R_MIN_FREE;
+		*why = avail < pending ? SPILL_R_NO_SPACE : SPILL_R_MIN_FREE;
 		return -1;
 	}
 	return 0;

@@ -26,13 +26,6 @@ void spill_unlock(void)
 	pthread_mutex_unlock(&lock);
 }
 
-/* The child of fork() has one thread; the lock it inherited is re-made rather than trusted. */
-void spill_lock_reinit(void)
-{
-	pthread_mutex_init(&lock, NULL);
-}
-
-/* Fibonacci hashing: the top bits of the product depend on every bit of the offset. */
 static size_t slot_of(uint64_t off, size_t n)
 {
 	uint64_t h = off * 0x9e3779b97f4a7c15ull;

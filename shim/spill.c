@@ -26,17 +26,17 @@ static int inherited_only;	/* fork child without a file: blocks are copies in RA
 static struct spill_extents extents;
 
 /*
- * Freed blocks keep their disk blocks for a short while (their memory is returned at once
- * with FALLOC_FL_ZERO_RANGE), so that the next large request of that size needs neither
- * fallocate nor a block free, which ext4 with -o discard makes slow. Bounded in count,
- * bytes and age; given back first whenever the disk is short.
+ * A freed block gives its memory back at once (FALLOC_FL_ZERO_RANGE drops its pages) but
+ * keeps its disk blocks, as unwritten extents, in a second extent set: new blocks are
+ * carved from there first and need no fallocate. The kept set merges neighbours, and it is
+ * punched as a whole, one hole per run of adjacent blocks, once it holds KEEP_BYTES or is
+ * KEEP_NS old, or whenever the disk is short: on ext4 with -o discard every block free is a
+ * synchronous discard, so a thousand frees cost one punch instead of a thousand.
  */
-#define RETAIN_SLOTS 4
-#define RETAIN_BYTES ((uint64_t)1 << 30)
-#define RETAIN_NS 1000000000ll
-static struct { uint64_t off, len; long long t; } retained[RETAIN_SLOTS];
-static unsigned n_retained;
-static uint64_t retained_bytes;
+#define KEEP_BYTES ((uint64_t)256 << 20)
+#define KEEP_NS 1000000000ll
+static struct spill_extents kept;
+static long long kept_since;	/* when the kept set last went from empty to not */
 
 static const char *secure_get(const char *name)
 {
@@ -72,11 +72,7 @@ static int program_listed(void)
 	return spill_config_only_matches(spill_cfg.only, base);
 }
 
-static void stats_at_exit(void)
-{
-	spill_stats_write();
-}
-
+#ifndef SPILL_UNIT_TEST	/* unit tests set SPILL_* first, then call spill_init() themselves */
 __attribute__((constructor)) static void spill_ctor(void)
 {
 	spill_init();
@@ -86,8 +82,9 @@ __attribute__((destructor)) static void spill_dtor(void)
 {
 	/* Nothing is torn down: frees that come later (other destructors, stdio) still work. */
 	if (init_state == 2 && !in_init)
-		stats_at_exit();
+		spill_stats_write();
 }
+#endif
 
 /*
  * Runs once per process, on the first allocation or at the constructor, whichever comes
@@ -142,13 +139,13 @@ static int backing_ready(void)
 	spill_lock();
 	if (!backing_state) {
 		int err = spill_backing_open(spill_cfg.dir);
-		if (err || spill_extents_init(&extents, spill_file.span)) {
+		if (err || spill_extents_init(&extents, spill_file.span) || spill_extents_init(&kept, 0)) {
 			spill_warn("cannot create a spill file in \"%s\" (%s); spilling disabled",
 				   spill_cfg.dir, spill_errname(err ? err : ENOMEM));
 			backing_fail = SPILL_R_FILE;
 			__atomic_store_n(&backing_state, -1, __ATOMIC_RELEASE);
 		} else {
-			extents.base = (uintptr_t)spill_file.base;
+			extents.base = kept.base = (uintptr_t)spill_file.base;
 			spill_lo = (uintptr_t)spill_file.base;
 			__atomic_store_n(&spill_span, spill_file.span, __ATOMIC_RELEASE);
 			__atomic_store_n(&backing_state, 1, __ATOMIC_RELEASE);
@@ -158,61 +155,43 @@ static int backing_ready(void)
 	return backing_state > 0;
 }
 
-/* Retained extents older than RETAIN_NS (or all, when ALL) lose their disk blocks. */
-static void expire_retained(int all)
+/* Punches every kept extent and makes it free space. ALL = 0: only if the set is due. */
+static void punch_kept(int all)
 {
-	struct { uint64_t off, len; } out[RETAIN_SLOTS];
-	unsigned n = 0;
-	long long now = now_ns();
+	uint64_t off[32], len[32];
+	unsigned n;
 
-	spill_lock();
-	for (unsigned i = 0; i < n_retained;) {
-		/* len 0: a slot claimed by a free() whose ZERO_RANGE is still running */
-		if (retained[i].len && (all || now - retained[i].t > RETAIN_NS)) {
-			out[n].off = retained[i].off;
-			out[n++].len = retained[i].len;
-			retained_bytes -= retained[i].len;
-			retained[i] = retained[--n_retained];
-		} else {
-			i++;
+	do {
+		n = 0;
+		spill_lock();
+		if (all || kept.free_bytes > KEEP_BYTES ||
+		    (kept.free_bytes && now_ns() - kept_since > KEEP_NS)) {
+			all = 1;
+			while (n < 32 && spill_extents_pop(&kept, &off[n], &len[n]) == 0)
+				n++;
 		}
-	}
-	spill_unlock();
-	if (!n)
-		return;
-	for (unsigned i = 0; i < n; i++)
-		spill_backing_punch(out[i].off, out[i].len);
-	spill_lock();
-	for (unsigned i = 0; i < n; i++)
-		spill_extents_free(&extents, out[i].off, out[i].len);
-	spill_unlock();
+		spill_unlock();
+		for (unsigned i = 0; i < n; i++)
+			spill_backing_punch(off[i], len[i]);
+		spill_lock();
+		for (unsigned i = 0; i < n; i++)
+			spill_extents_free(&extents, off[i], len[i]);
+		spill_unlock();
+	} while (n == 32);
 }
 
 void spill_flush_retained(void)
 {
 	if (backing_state > 0)
-		expire_retained(1);
+		punch_kept(1);
 }
 
-/* A retained extent that fits LEN at ALIGN without wasting more than a quarter. */
-static int take_retained(uint64_t len, uint64_t align, uint64_t *off, uint64_t *got)
+static int kept_nonempty(void)
 {
-	int found = -1;
-
 	spill_lock();
-	for (unsigned i = 0; i < n_retained; i++) {
-		if (retained[i].len >= len && retained[i].len - len <= len / 4 &&
-		    (((uintptr_t)spill_file.base + retained[i].off) & (align - 1)) == 0) {
-			*off = retained[i].off;
-			*got = retained[i].len;
-			retained_bytes -= retained[i].len;
-			retained[i] = retained[--n_retained];
-			found = 0;
-			break;
-		}
-	}
+	int r = kept.free_bytes != 0;
 	spill_unlock();
-	return found;
+	return r;
 }
 
 /* Spills SIZE bytes with a CAP of address space; NULL with *why set when it cannot. */
@@ -237,23 +216,25 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 	}
 	len = round_up(size ? size : 1, spill_page);
 	cap = cap > len ? round_up(cap, spill_page) : len;
-	if (n_retained)
-		expire_retained(0);
-	if (n_retained && take_retained(len, align, &b.off, &b.len) == 0) {
+	punch_kept(0);
+	spill_lock();
+	int from_kept = kept.free_bytes && spill_extents_alloc(&kept, len, align, &b.off) == 0;
+	spill_unlock();
+	if (from_kept) {
+		b.len = b.cap = len;
 		if (spill_stats_claim(b.len, spill_cfg.max)) {
-			spill_backing_punch(b.off, b.len);
 			spill_lock();
-			spill_extents_free(&extents, b.off, b.len);
+			spill_extents_free(&kept, b.off, b.len);
 			spill_unlock();
 			*why = SPILL_R_MAX;
 			return NULL;
 		}
-		b.cap = b.len;
 	} else {
 		for (int attempt = 0;; attempt++) {
 			int err = 0;
 			if (spill_policy_admit(len, why)) {
-				if (*why == SPILL_R_MIN_FREE && attempt == 0 && n_retained) {
+				if ((*why == SPILL_R_MIN_FREE || *why == SPILL_R_NO_SPACE) && attempt == 0 &&
+				    kept_nonempty()) {
 					spill_flush_retained();
 					continue;
 				}
@@ -281,7 +262,7 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 			spill_lock();
 			spill_extents_free(&extents, b.off, b.cap);
 			spill_unlock();
-			if (attempt == 0 && n_retained) {
+			if (attempt == 0 && kept_nonempty()) {
 				spill_flush_retained();
 				continue;
 			}
@@ -364,47 +345,26 @@ static struct spill_block unregister(const char *fn, void *p)
 
 static void release(const struct spill_block *b)
 {
-	int keep = 0;
-
 	if (inherited_only) {
 		madvise(spill_file.base + b->off, b->cap, MADV_DONTNEED);
-		keep = 0;
-	} else if (spill_file.can_zero && b->len <= RETAIN_BYTES) {
 		spill_lock();
-		keep = n_retained < RETAIN_SLOTS && retained_bytes + b->len <= RETAIN_BYTES;
-		if (keep) {
-			retained_bytes += b->len;	/* claim the room before the syscall */
-			n_retained++;
-			retained[n_retained - 1].len = 0;
-		}
-		spill_unlock();
-		if (keep && spill_backing_zero(b->off, b->len)) {
-			spill_lock();
-			retained_bytes -= b->len;
-			for (unsigned i = 0; i < n_retained; i++)
-				if (!retained[i].len) {
-					retained[i] = retained[--n_retained];
-					break;
-				}
-			spill_unlock();
-			keep = 0;
-		}
-	}
-	if (!keep && !inherited_only)
-		spill_backing_punch(b->off, b->len);
-	spill_lock();
-	if (keep) {
-		for (unsigned i = 0; i < n_retained; i++)
-			if (!retained[i].len) {
-				retained[i].off = b->off;
-				retained[i].len = b->len;
-				retained[i].t = now_ns();
-				break;
-			}
-		spill_extents_free(&extents, b->off + b->len, b->cap - b->len);
-	} else {
 		spill_extents_free(&extents, b->off, b->cap);
+		spill_unlock();
+		return;
 	}
+	if (spill_file.can_zero && spill_backing_zero(b->off, b->len) == 0) {
+		spill_lock();
+		if (!kept.free_bytes)
+			kept_since = now_ns();
+		spill_extents_free(&kept, b->off, b->len);
+		spill_extents_free(&extents, b->off + b->len, b->cap - b->len);
+		spill_unlock();
+		punch_kept(0);
+		return;
+	}
+	spill_backing_punch(b->off, b->len);
+	spill_lock();
+	spill_extents_free(&extents, b->off, b->cap);
 	spill_unlock();
 }
 
@@ -440,10 +400,9 @@ size_t spill_usable_size(const void *p)
 }
 
 /* Moves a block that cannot grow in place: the kernel copies the pages, no user-space pass. */
-static void *move_block(void *p, const struct spill_block *old, size_t size)
+static void *move_block(void *p, const struct spill_block *old, size_t size, enum spill_reason *why)
 {
-	enum spill_reason why;
-	char *q = try_spill(size, 0, (uint64_t)size * 2, &why);
+	char *q = try_spill(size, 0, (uint64_t)size * 2, why);
 
 	if (!q)
 		return NULL;
@@ -508,7 +467,7 @@ static void *resize(void *p, size_t size)
 		why = SPILL_R_NO_SPACE;
 		goto fail;
 	}
-	void *q = move_block(p, &cur, size);
+	void *q = move_block(p, &cur, size, &why);
 	if (q)
 		return q;
 fail:
@@ -628,8 +587,19 @@ static void child_rehome(void)
 {
 	size_t cursor = 0;
 	struct spill_block *b;
+	uint64_t need = 0, avail, total;
 	int fd = spill_backing_new_file(spill_cfg.dir), ok = fd >= 0;
 
+	/* The child's copy is a spill like any other: it leaves SPILL_MIN_FREE and obeys SPILL_MAX. */
+	while ((b = spill_region_next(&cursor)))
+		need += b->len;
+	cursor = 0;
+	if (ok && (need > spill_cfg.max ||
+		   (spill_backing_avail(&avail, &total) == 0 &&
+		    (avail < need || avail - need < spill_policy_min_free(total))))) {
+		ok = 0;
+		errno = ENOSPC;
+	}
 	while (ok && (b = spill_region_next(&cursor)))
 		ok = fallocate(fd, 0, (off_t)b->off, (off_t)b->len) == 0 &&
 		     spill_backing_copy_fd(spill_file.fd, fd, b->off, b->off, b->len) == 0;
@@ -647,14 +617,13 @@ void spill_atfork_child(void)
 {
 	char c = 1;
 
-	spill_lock_reinit();
+	spill_unlock();	/* taken by prepare in this very thread; the child has no other */
 	if (backing_state <= 0 || inherited_only)
 		goto out;
-	/* Retained extents belong to the parent's file; here they are just free addresses. */
-	for (unsigned i = 0; i < n_retained; i++)
-		spill_extents_free(&extents, retained[i].off, retained[i].len);
-	n_retained = 0;
-	retained_bytes = 0;
+	/* Kept extents hold disk blocks of the parent's file; here they are just free addresses. */
+	uint64_t off, len;
+	while (spill_extents_pop(&kept, &off, &len) == 0)
+		spill_extents_free(&extents, off, len);
 	if (spill_cfg.fork_mode == SPILL_FORK_DROP) {
 		spill_backing_drop();
 		inherited_only = 1;

@@ -87,6 +87,7 @@ SPILL_HIDDEN int spill_extents_init(struct spill_extents *e, uint64_t total);
 SPILL_HIDDEN int spill_extents_alloc(struct spill_extents *e, uint64_t len, uint64_t align, uint64_t *off);
 SPILL_HIDDEN int spill_extents_take(struct spill_extents *e, uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_extents_free(struct spill_extents *e, uint64_t off, uint64_t len);
+SPILL_HIDDEN int spill_extents_pop(struct spill_extents *e, uint64_t *off, uint64_t *len);
 SPILL_HIDDEN uint32_t spill_extents_count(const struct spill_extents *e);
 
 /* region.c: registry of live spilled blocks, keyed by file offset */
@@ -98,7 +99,6 @@ struct spill_block {
 };
 SPILL_HIDDEN void spill_lock(void);
 SPILL_HIDDEN void spill_unlock(void);
-SPILL_HIDDEN void spill_lock_reinit(void);
 SPILL_HIDDEN int spill_region_insert(const struct spill_block *b);
 SPILL_HIDDEN struct spill_block *spill_region_find(uint64_t off);
 SPILL_HIDDEN int spill_region_remove(uint64_t off, struct spill_block *out);
@@ -151,6 +151,7 @@ SPILL_HIDDEN size_t spill_stats_json(char *buf, size_t size);
 /* policy.c */
 SPILL_HIDDEN int spill_policy_admit(size_t len, enum spill_reason *why);
 SPILL_HIDDEN void spill_policy_release(size_t len);
+SPILL_HIDDEN uint64_t spill_policy_min_free(uint64_t total);
 SPILL_HIDDEN void spill_policy_note(size_t size, enum spill_reason why);
 SPILL_HIDDEN void *spill_policy_fail(size_t size, size_t align, int zero, enum spill_reason why);
 

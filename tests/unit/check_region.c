@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* check_region.c - the registry hash (insert, find, backward-shift remove) against a model. */
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,13 +333,30 @@ START_TEST(test_hash_spreads_aligned_offsets)
 }
 END_TEST
 
+static unsigned long lock_counter;
+
+static void *lock_worker(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 200000; i++) {
+		spill_lock();
+		unsigned long v = lock_counter;	/* a lost update shows if the lock does not exclude */
+		__asm__ volatile("" ::: "memory");
+		lock_counter = v + 1;
+		spill_unlock();
+	}
+	return NULL;
+}
+
 START_TEST(test_lock)
 {
-	spill_lock();
-	spill_unlock();
-	spill_lock_reinit();	/* what the fork child does with the mutex it inherits */
-	spill_lock();
-	spill_unlock();
+	pthread_t t[4];
+	lock_counter = 0;
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, lock_worker, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_uint_eq(lock_counter, 4 * 200000ul);
 }
 END_TEST
 
