@@ -8,7 +8,7 @@
 # LD_PRELOAD=build/libspill.so, A B A B, after a warm-up pair; reports the median and the
 # spread ((max - min) / median) of each figure. Writes build/bench/results.md,
 # build/bench/results.json, the 5b memory traces, and the plots docs/bench-memory.png and
-# docs/bench-ratios.png. Needs root only for case 9 (swap file), which is skipped otherwise.
+# docs/bench-ratios.png (build/bench/ with --quick). Needs root only for case 9 (swap file), which is skipped otherwise.
 # --quick: small sizes and one pair per case, for a check that everything runs (~1 minute).
 set -u
 
@@ -394,7 +394,7 @@ S[7b]=$(awk -v s="${S[7b]}" -v n="$free_probe" 'BEGIN { printf "%.3g", s * 1e6 /
 add 7b "free of a 4 KiB block: µs" "(none; informative)"
 RATIO[7b]=$(ratio "${S[7b]}" "${P[7b]}")
 MET[7b]=-
-NOTE[7b]="freeing all $many blocks at this rate would take $(awk -v u="${S[7b]}" -v n="$many" 'BEGIN { printf "%.0f", u * n / 1e6 }') s"
+NOTE[7b]="freeing all $many blocks at this rate would take $(awk -v u="${S[7b]}" -v n="$many" 'BEGIN { printf "%.1f", u * n / 1e6 }') s"
 spill_env=(env LD_PRELOAD="$lib" SPILL_THRESHOLD="$threshold" SPILL_DIR="$dir")
 
 # --- 9. the alternative: plain malloc with a swap file on the same partition, same job as 5b ---
@@ -519,7 +519,9 @@ jval() {
 		"$(jval "${DD[buffered_read]}")" "$(jval "$frac5b")"
 } >"$json"
 
-# --- plots ---
+# --- plots (a quick run's figures mean little: they stay in build/bench/) ---
+plots=$docs
+[ "$quick" = 1 ] && plots=$out
 if ! command -v gnuplot >/dev/null; then
 	say "installing gnuplot (gnuplot-nox)"
 	apt-get install -y gnuplot-nox >>"$log" 2>&1 || say "cannot install gnuplot: no plots"
@@ -534,7 +536,7 @@ if command -v gnuplot >/dev/null; then
 	plot_ok=1
 	gnuplot 2>>"$log" <<EOF || plot_ok=0
 set terminal pngcairo size 1100,500 font ",9"
-set output "$docs/bench-ratios.png"
+set output "$plots/bench-ratios.png"
 set title "libspill benchmark: ratio per case, target under the name (green: met, red: not met, grey: no target)"
 set style fill solid 0.8
 set boxwidth 0.6
@@ -556,7 +558,7 @@ EOF
 	if [ "${#traces[@]}" -gt 0 ]; then
 		gnuplot 2>>"$log" <<EOF || plot_ok=0
 set terminal pngcairo size 1000,540 font ",10"
-set output "$docs/bench-memory.png"
+set output "$plots/bench-memory.png"
 set title "case 5b: sensor job, ${sensor_batches} x ${sensor_mib} MiB, memory over time (memcap trace)"
 set xlabel "seconds"
 set ylabel "MiB"
@@ -577,7 +579,7 @@ plot \
 EOF
 	fi
 	if [ "$plot_ok" = 1 ]; then
-		say "plots: $docs/bench-ratios.png $docs/bench-memory.png"
+		say "plots: $plots/bench-ratios.png $plots/bench-memory.png"
 	else
 		say "gnuplot failed (see $log)"
 	fi
