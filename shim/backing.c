@@ -97,6 +97,14 @@ static size_t span_limit(void)
 	return span;
 }
 
+/* SPILL_ADVICE applies to the whole mapping at once: advice per block would split it. */
+static void advise(void)
+{
+	static const int how[] = { MADV_NORMAL, MADV_SEQUENTIAL, MADV_RANDOM };
+	if (spill_cfg.advice != SPILL_ADVICE_NORMAL)
+		madvise(spill_file.base, spill_file.span, how[spill_cfg.advice]);
+}
+
 /* Creates the spill file and maps the reservation. Returns 0, or an errno. */
 int spill_backing_open(const char *dir)
 {
@@ -129,6 +137,7 @@ int spill_backing_open(const char *dir)
 	spill_file.fd = fd;
 	spill_file.base = base;
 	spill_file.span = span;
+	advise();
 	return 0;
 }
 
@@ -216,6 +225,7 @@ int spill_backing_switch(int fd)
 		return -1;
 	close(spill_file.fd);
 	spill_file.fd = fd;
+	advise();
 	return 0;
 }
 

@@ -126,6 +126,7 @@ void spill_config_load(struct spill_config *cfg, spill_getenv_fn get)
 	static const char *const fail_names[] = { "ram", "null", "abort" };
 	static const char *const fork_names[] = { "copy", "drop" };
 	static const char *const when_names[] = { "always", "pressure" };
+	static const char *const advice_names[] = { "normal", "sequential", "random" };
 	const char *v;
 	int c;
 
@@ -188,6 +189,12 @@ void spill_config_load(struct spill_config *cfg, spill_getenv_fn get)
 			bad("SPILL_WHEN", v, "is not one of always, pressure", "always");
 		else
 			cfg->when = (enum spill_when)c;
+	}
+	if ((v = get("SPILL_ADVICE")) && *v) {
+		if ((c = parse_choice(v, advice_names, 3)) < 0)
+			bad("SPILL_ADVICE", v, "is not one of normal, sequential, random", "normal");
+		else
+			cfg->advice = (enum spill_advice)c;
 	}
 	if ((v = get("SPILL_HEADROOM")) && *v) {
 		unsigned pct;

@@ -22,6 +22,7 @@ enum spill_on_fail { SPILL_FAIL_RAM, SPILL_FAIL_NULL, SPILL_FAIL_ABORT };
 enum spill_fork { SPILL_FORK_COPY, SPILL_FORK_DROP };
 enum spill_when { SPILL_WHEN_ALWAYS, SPILL_WHEN_PRESSURE };
 enum spill_sink { SPILL_SINK_OFF, SPILL_SINK_STDERR, SPILL_SINK_FILE };
+enum spill_advice { SPILL_ADVICE_NORMAL, SPILL_ADVICE_SEQUENTIAL, SPILL_ADVICE_RANDOM };
 
 struct spill_config {
 	size_t threshold;
@@ -33,6 +34,7 @@ struct spill_config {
 	enum spill_fork fork_mode;
 	enum spill_when when;
 	unsigned headroom_pct;
+	enum spill_advice advice;	/* madvise() of the whole spill mapping */
 	enum spill_sink stats, log;
 	char stats_path[PATH_MAX], log_path[PATH_MAX];
 	char only[PATH_MAX];		/* colon-separated program names, "" = all */
