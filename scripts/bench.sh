@@ -469,6 +469,65 @@ else
 	fi
 fi
 
+# --- 10. SPILL_WHEN=pressure: RAM while the cgroup budget has room, spill past the headroom ---
+# pressure_runs ID LIMIT_MIB: PAIRS runs of the sensor job under LIMIT with SPILL_WHEN=pressure;
+# the median elapsed goes to S[ID] and the spilled allocations of the last run to p_spilled.
+pressure_runs() {
+	local id=$1 lim=$2 v=() i
+	local saved=("${spill_env[@]}")
+	spill_env+=(SPILL_WHEN=pressure SPILL_STATS="$out/pressure.json")
+	p_fails=0
+	for ((i = 1; i <= pairs; i++)); do
+		rm -f "$out/pressure.json"
+		capped "$id" spill "" "$lim" "$sensor" -b "$sensor_mib" -n "$sensor_batches"
+		if [ "$c_status" = 0 ]; then v+=("$c_elapsed"); else p_fails=$((p_fails + 1)); fi
+	done
+	spill_env=("${saved[@]}")
+	p_spilled=$(sed -n 's/.*"spilled_allocs":\([0-9]*\).*/\1/p' "$out/pressure.json" 2>/dev/null)
+	if [ "${#v[@]}" -gt 0 ]; then
+		read -r "S[$id]" smin smax < <(stats "${v[@]}")
+		SS[$id]=$(spread "${S[$id]}" "$smin" "$smax")
+	else
+		S[$id]=$(describe_fail) SS[$id]=-
+	fi
+}
+
+if [ "$have_cgroup" = 1 ]; then
+	gen_mib=$((sensor_mib * 4))
+	say "case 10a: sensor under a generous cap ($gen_mib MiB = 4 batches), plain vs SPILL_WHEN=pressure"
+	add 10a "pressure mode, ${sensor_total} MiB under a ${gen_mib} MiB cap: s" "≤ 1.05"
+	v=()
+	for ((i = 1; i <= pairs; i++)); do
+		capped 10a plain "" "$gen_mib" "$sensor" -b "$sensor_mib" -n "$sensor_batches"
+		[ "$c_status" = 0 ] && v+=("$c_elapsed")
+	done
+	if [ "${#v[@]}" -gt 0 ]; then
+		read -r 'P[10a]' pmin pmax < <(stats "${v[@]}")
+		PS[10a]=$(spread "${P[10a]}" "$pmin" "$pmax")
+	else
+		P[10a]=$(describe_fail) PS[10a]=-
+	fi
+	pressure_runs 10a "$gen_mib"
+	RATIO[10a]=$(ratio "${S[10a]}" "${P[10a]}")
+	verdict 10a le 1.05
+	[ "$p_fails" = 0 ] || MET[10a]="not met"
+	NOTE[10a]="both under the same cap; pressure mode spilled ${p_spilled:-?} of $sensor_batches batches"
+
+	say "case 10b: sensor under the 5b cap ($cap_mib MiB), SPILL_WHEN=pressure vs always (5b)"
+	add 10b "pressure mode under the ${cap_mib} MiB cap: s" "completes, ≤ 1.15 × always (5b)"
+	P[10b]=${S[5b]:-nan} PS[10b]=${SS[5b]:--}
+	pressure_runs 10b "$cap_mib"
+	RATIO[10b]=$(ratio "${S[10b]}" "${P[10b]}")
+	verdict 10b le 1.15
+	[ "$p_fails" = 0 ] || { MET[10b]="not met"; NOTE[10b]="$p_fails of $pairs runs failed; "; }
+	NOTE[10b]="${NOTE[10b]:-}plain column: SPILL_WHEN=always under the same cap (case 5b); pressure mode spilled ${p_spilled:-?} of $sensor_batches batches"
+else
+	for id in 10a 10b; do
+		add "$id" "pressure mode (needs a memory cgroup)" "-"
+		P[$id]=skipped S[$id]=skipped RATIO[$id]=nan MET[$id]=skipped PS[$id]=- SS[$id]=-
+	done
+fi
+
 # --- results ---
 elapsed=$(awk -v us=$((${EPOCHREALTIME/./} - t_start)) 'BEGIN { printf "%.0f", us / 1e6 }')
 md=$out/results.md json=$out/results.json
