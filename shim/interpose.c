@@ -19,8 +19,8 @@ EXPORT void free(void *p)
 {
 	if (spill_unlikely(spill_is_ours(p) || spill_is_boot(p)))
 		spill_free(p);
-	else if (p)
-		real_free(p);
+	else
+		real_free(p);	/* free(NULL) included: the next allocator's to ignore */
 }
 
 EXPORT void *calloc(size_t n, size_t size)

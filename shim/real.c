@@ -7,7 +7,8 @@
 #include "spill.h"
 
 void *(*real_malloc)(size_t);
-void (*real_free)(void *);
+static void free_before_init(void *p);
+void (*real_free)(void *) = free_before_init;	/* so that free() needs no NULL test */
 void *(*real_calloc)(size_t, size_t);
 void *(*real_realloc)(void *, size_t);
 void *(*real_memalign)(size_t, size_t);
@@ -29,9 +30,8 @@ extern void *__libc_memalign(size_t, size_t);
  * are; those calls are served from here. The arena is never reused: it only has to
  * last the few allocations of the bootstrap. Each block is preceded by its size.
  */
-#define BOOT_SIZE (64 * 1024)
+#define BOOT_SIZE SPILL_BOOT_SIZE
 char spill_boot_arena[BOOT_SIZE] __attribute__((aligned(64)));
-const size_t spill_boot_arena_size = BOOT_SIZE;
 static size_t boot_used;
 
 void *spill_boot_alloc(size_t size, size_t align)
@@ -62,6 +62,17 @@ size_t spill_boot_size(const void *p)
 	size_t size;
 	memcpy(&size, (const char *)p - sizeof size, sizeof size);
 	return size;
+}
+
+/* free() before anything was allocated: only free(NULL) can be meant, or a pointer from
+ * an allocator we cannot know yet. */
+static void free_before_init(void *p)
+{
+	if (!p)
+		return;
+	spill_init();
+	if (real_free != free_before_init)
+		real_free(p);
 }
 
 static void *next(const char *name)

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* spill.c - the spill core: one-time init, and allocate, free, resize of spilled blocks. */
+/* spill.c - the spill core: one-time init, the kept set, and allocating and freeing spilled blocks. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -180,7 +180,7 @@ static void punch_kept(int all)
 	} while (n == 32);
 }
 
-void spill_flush_retained(void)
+void spill_flush_kept(void)
 {
 	if (backing_state > 0)
 		punch_kept(1);
@@ -195,7 +195,7 @@ static int kept_nonempty(void)
 }
 
 /* Spills SIZE bytes with a CAP of address space; NULL with *why set when it cannot. */
-static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
+void *spill_try(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
 {
 	struct spill_block b = { .size = size };
 	uint64_t len;
@@ -235,7 +235,7 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 			if (spill_policy_admit(len, why)) {
 				if ((*why == SPILL_R_MIN_FREE || *why == SPILL_R_NO_SPACE) && attempt == 0 &&
 				    kept_nonempty()) {
-					spill_flush_retained();
+					spill_flush_kept();
 					continue;
 				}
 				return NULL;
@@ -263,7 +263,7 @@ static void *try_spill(size_t size, size_t align, uint64_t cap, enum spill_reaso
 			spill_extents_free(&extents, b.off, b.cap);
 			spill_unlock();
 			if (attempt == 0 && kept_nonempty()) {
-				spill_flush_retained();
+				spill_flush_kept();
 				continue;
 			}
 			*why = SPILL_R_NO_SPACE;
@@ -303,7 +303,7 @@ void *spill_alloc(size_t size, size_t align, int zero)
 		spill_pressure_done(p, size);
 		return p;
 	}
-	p = try_spill(size, align, 0, &why);
+	p = spill_try(size, align, 0, &why);
 	return p ? p : spill_policy_fail(size, align, zero, why);
 }
 
@@ -320,7 +320,7 @@ void *spill_malloc(size_t size, size_t align)
 	return align ? real_memalign(align, size) : real_malloc(size);
 }
 
-static _Noreturn void bad_pointer(const char *fn, const void *p)
+_Noreturn void spill_bad_pointer(const char *fn, const void *p)
 {
 	struct spill_block *b = spill_region_containing((uint64_t)((const char *)p - spill_file.base));
 	if (b)
@@ -337,7 +337,7 @@ static struct spill_block unregister(const char *fn, void *p)
 	spill_lock();
 	if (spill_region_remove((uint64_t)((char *)p - spill_file.base), &b)) {
 		spill_unlock();
-		bad_pointer(fn, p);
+		spill_bad_pointer(fn, p);
 	}
 	spill_unlock();
 	return b;
@@ -395,246 +395,36 @@ size_t spill_usable_size(const void *p)
 	n = b ? b->len : 0;
 	spill_unlock();
 	if (!b)
-		bad_pointer("malloc_usable_size", p);
+		spill_bad_pointer("malloc_usable_size", p);
 	return n;
 }
 
-/* Moves a block that cannot grow in place: the kernel copies the pages, no user-space pass. */
-static void *move_block(void *p, const struct spill_block *old, size_t size, enum spill_reason *why)
-{
-	char *q = try_spill(size, 0, (uint64_t)size * 2, why);
-
-	if (!q)
-		return NULL;
-	if (spill_backing_copy(old->off, (uint64_t)(q - spill_file.base), old->len))
-		memcpy(q, p, old->size < size ? old->size : size);
-	spill_event("move addr=%p->%p size=%llu->%zu", p, q, (unsigned long long)old->size, size);
-	spill_free(p);
-	return q;
-}
-
-/* Resizes spilled block P in place when it can: shrink cuts the file, growth extends it. */
-static void *resize(void *p, size_t size)
-{
-	uint64_t off = (uint64_t)((char *)p - spill_file.base), len = round_up(size, spill_page);
-	struct spill_block *b, cur;
-	enum spill_reason why = SPILL_R_FULL;
-
-	spill_lock();
-	if (!(b = spill_region_find(off))) {
-		spill_unlock();
-		bad_pointer("realloc", p);
-	}
-	cur = *b;
-	spill_unlock();
-	if (len <= cur.len) {
-		if (len < cur.len)
-			spill_backing_punch(off + len, cur.len - len);
-		spill_lock();
-		b = spill_region_find(off);
-		b->len = len;
-		b->size = size;
-		spill_unlock();
-		spill_stats_unclaim(cur.len - len);
-		spill_stats_resize(cur.size, cur.len, size, len);
-		spill_event("shrink addr=%p size=%llu->%zu", p, (unsigned long long)cur.size, size);
-		return p;
-	}
-	if (spill_policy_admit(len - cur.len, &why))
-		goto fail;
-	int room = len <= cur.cap;
-	if (!room) {
-		spill_lock();
-		room = spill_extents_take(&extents, off + cur.cap, len - cur.cap) == 0;
-		if (room)
-			spill_region_find(off)->cap = len;
-		spill_unlock();
-	}
-	if (room && spill_backing_reserve(off + cur.len, len - cur.len) == 0) {
-		spill_policy_release(len - cur.len);
-		spill_lock();
-		b = spill_region_find(off);
-		b->len = len;
-		b->size = size;
-		spill_unlock();
-		spill_stats_resize(cur.size, cur.len, size, len);
-		spill_event("grow addr=%p size=%llu->%zu", p, (unsigned long long)cur.size, size);
-		return p;
-	}
-	spill_policy_release(len - cur.len);
-	spill_stats_unclaim(len - cur.len);
-	if (room) {
-		why = SPILL_R_NO_SPACE;
-		goto fail;
-	}
-	void *q = move_block(p, &cur, size, &why);
-	if (q)
-		return q;
-fail:
-	if (spill_cfg.on_fail == SPILL_FAIL_RAM) {
-		void *r = spill_policy_fail(size, 0, 0, why);
-		if (r) {
-			memcpy(r, p, cur.size);
-			spill_free(p);
-		}
-		return r;
-	}
-	return spill_policy_fail(size, 0, 0, why);
-}
-
-void *spill_realloc(void *p, size_t size)
-{
-	size_t old;
-	void *q;
-
-	if (!p)
-		return spill_malloc(size, 0);
-	if (spill_is_boot(p)) {
-		old = spill_boot_size(p);
-		if ((q = spill_malloc(size, 0)))
-			memcpy(q, p, old < size ? old : size);
-		return q;
-	}
-	if (spill_is_ours(p)) {
-		if (size == 0) {	/* glibc frees and returns NULL */
-			spill_free(p);
-			return NULL;
-		}
-		if (size > PTRDIFF_MAX) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		if (inherited_only) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		return resize(p, size);
-	}
-	/* A block of the real allocator crossing the threshold moves into a spilled one. */
-	if (spill_active() <= 0 || size < spill_cfg.threshold)
-		return real_realloc(p, size);
-	enum spill_reason why;
-	if (size > PTRDIFF_MAX) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (spill_cfg.when == SPILL_WHEN_PRESSURE && spill_pressure_wants_ram(size)) {
-		spill_policy_note(size, SPILL_R_PRESSURE_OK);
-		q = real_realloc(p, size);
-		spill_pressure_done(q, size);
-		return q;
-	}
-	if (!(q = try_spill(size, 0, 0, &why))) {
-		if (spill_cfg.on_fail != SPILL_FAIL_RAM)
-			return spill_policy_fail(size, 0, 0, why);
-		spill_policy_note(size, why);
-		return real_realloc(p, size);
-	}
-	old = real_malloc_usable_size ? real_malloc_usable_size(p) : size;
-	memcpy(q, p, old < size ? old : size);
-	real_free(p);
-	return q;
-}
-
-/*
- * fork(): a MAP_SHARED mapping would be shared with the child. The child re-homes its
- * blocks in a file of its own (or drops them, SPILL_FORK=drop) before fork() returns in
- * either process; the parent waits for that copy so that nothing it writes afterwards
- * can reach the child.
- */
-static int fork_pipe[2] = { -1, -1 };
-
-void spill_atfork_prepare(void)
+/* For realloc.c: claims the free address range [off, off+len) for a block growing in place. */
+int spill_core_take(uint64_t off, uint64_t len)
 {
 	spill_lock();
-	if (backing_state > 0 && !inherited_only && spill_region_count() &&
-	    spill_cfg.fork_mode == SPILL_FORK_COPY && pipe2(fork_pipe, O_CLOEXEC))
-		fork_pipe[0] = fork_pipe[1] = -1;
-}
-
-void spill_atfork_parent(void)
-{
-	char c;
-
-	if (fork_pipe[0] >= 0) {
-		close(fork_pipe[1]);
-		while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
-			;
-		close(fork_pipe[0]);
-		fork_pipe[0] = fork_pipe[1] = -1;
-	}
+	int r = spill_extents_take(&extents, off, len);
 	spill_unlock();
+	return r;
 }
 
-/* Fallback when the child cannot have a file: private anonymous copies at the same addresses. */
-static void copy_to_ram(int old_fd)
+/* For fork.c: is there a spill file whose blocks a child would share? */
+int spill_core_ready(void)
 {
-	char *src = mmap(NULL, spill_file.span, PROT_READ, MAP_SHARED | MAP_NORESERVE, old_fd, 0);
-	size_t cursor = 0;
-	struct spill_block *b;
-
-	mmap(spill_file.base, spill_file.span, PROT_READ | PROT_WRITE,
-	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-	while (src != MAP_FAILED && (b = spill_region_next(&cursor)))
-		memcpy(spill_file.base + b->off, src + b->off, b->len);
-	if (src != MAP_FAILED)
-		munmap(src, spill_file.span);
-	close(old_fd);
-	spill_file.fd = -1;
+	return backing_state > 0 && !inherited_only;
 }
 
-static void child_rehome(void)
+/* For fork.c: the child keeps its inherited blocks but has no file to spill new ones to. */
+void spill_core_set_inherited_only(void)
 {
-	size_t cursor = 0;
-	struct spill_block *b;
-	uint64_t need = 0, avail, total;
-	int fd = spill_backing_new_file(spill_cfg.dir), ok = fd >= 0;
-
-	/* The child's copy is a spill like any other: it leaves SPILL_MIN_FREE and obeys SPILL_MAX. */
-	while ((b = spill_region_next(&cursor)))
-		need += b->len;
-	cursor = 0;
-	if (ok && (need > spill_cfg.max ||
-		   (spill_backing_avail(&avail, &total) == 0 &&
-		    (avail < need || avail - need < spill_policy_min_free(total))))) {
-		ok = 0;
-		errno = ENOSPC;
-	}
-	while (ok && (b = spill_region_next(&cursor)))
-		ok = fallocate(fd, 0, (off_t)b->off, (off_t)b->len) == 0 &&
-		     spill_backing_copy_fd(spill_file.fd, fd, b->off, b->off, b->len) == 0;
-	if (ok && spill_backing_switch(fd) == 0)
-		return;
-	if (fd >= 0)
-		close(fd);
-	spill_warn("fork: cannot give the child a spill file of its own (%s); its spilled blocks are copied to RAM",
-		   spill_errname(errno));
-	copy_to_ram(spill_file.fd);
 	inherited_only = 1;
 }
 
-void spill_atfork_child(void)
+/* For fork.c: kept extents hold disk blocks of the parent's file; a child just reuses the addresses. */
+void spill_core_forget_kept(void)
 {
-	char c = 1;
-
-	spill_unlock();	/* taken by prepare in this very thread; the child has no other */
-	if (backing_state <= 0 || inherited_only)
-		goto out;
-	/* Kept extents hold disk blocks of the parent's file; here they are just free addresses. */
 	uint64_t off, len;
+
 	while (spill_extents_pop(&kept, &off, &len) == 0)
 		spill_extents_free(&extents, off, len);
-	if (spill_cfg.fork_mode == SPILL_FORK_DROP) {
-		spill_backing_drop();
-		inherited_only = 1;
-	} else if (spill_region_count()) {
-		child_rehome();
-	}
-out:
-	if (fork_pipe[1] >= 0) {
-		close(fork_pipe[0]);
-		(void)!write(fork_pipe[1], &c, 1);
-		close(fork_pipe[1]);
-		fork_pipe[0] = fork_pipe[1] = -1;
-	}
 }

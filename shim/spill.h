@@ -74,8 +74,8 @@ SPILL_HIDDEN extern size_t (*real_malloc_usable_size)(void *);
 SPILL_HIDDEN void spill_real_resolve(void);
 SPILL_HIDDEN void *spill_boot_alloc(size_t size, size_t align);
 SPILL_HIDDEN size_t spill_boot_size(const void *p);
-SPILL_HIDDEN extern char spill_boot_arena[];
-SPILL_HIDDEN extern const size_t spill_boot_arena_size;
+#define SPILL_BOOT_SIZE (64 * 1024)
+SPILL_HIDDEN extern char spill_boot_arena[SPILL_BOOT_SIZE];
 
 /* extent.c: free space of the reservation, in file-offset space (page units are the caller's) */
 struct spill_extents {
@@ -174,7 +174,15 @@ SPILL_HIDDEN void *spill_malloc(size_t size, size_t align);
 SPILL_HIDDEN void spill_free(void *p);
 SPILL_HIDDEN void *spill_realloc(void *p, size_t size);
 SPILL_HIDDEN size_t spill_usable_size(const void *p);
-SPILL_HIDDEN void spill_flush_retained(void);
+SPILL_HIDDEN void spill_flush_kept(void);
+SPILL_HIDDEN void *spill_try(size_t size, size_t align, uint64_t cap, enum spill_reason *why);
+SPILL_HIDDEN _Noreturn void spill_bad_pointer(const char *fn, const void *p);
+SPILL_HIDDEN int spill_core_take(uint64_t off, uint64_t len);
+SPILL_HIDDEN int spill_core_ready(void);
+SPILL_HIDDEN void spill_core_set_inherited_only(void);
+SPILL_HIDDEN void spill_core_forget_kept(void);
+
+/* fork.c */
 SPILL_HIDDEN void spill_atfork_prepare(void);
 SPILL_HIDDEN void spill_atfork_parent(void);
 SPILL_HIDDEN void spill_atfork_child(void);
@@ -186,7 +194,7 @@ static inline int spill_is_ours(const void *p)
 
 static inline int spill_is_boot(const void *p)
 {
-	return (uintptr_t)p - (uintptr_t)spill_boot_arena < spill_boot_arena_size;
+	return (uintptr_t)p - (uintptr_t)spill_boot_arena < SPILL_BOOT_SIZE;
 }
 
 #endif

@@ -167,7 +167,7 @@ START_TEST(test_alloc_free)
 	ck_assert_uint_eq(spill_region_count(), 1);
 	spill_free(p);
 	ck_assert_uint_eq(spill_region_count(), 0);
-	spill_flush_retained();
+	spill_flush_kept();
 	ck_assert_uint_le(file_bytes(), 64 * 1024);	/* the disk space is back */
 	ck_assert_uint_eq(spill_stats_mapped_live(), 0);
 	teardown();
@@ -190,7 +190,7 @@ START_TEST(test_retained_reuse)
 	ck_assert_ptr_eq(q, p);
 	ck_assert_msg(all_zero(q, 2 * MiB - 4096 * 3), "a reused block must read as zero");
 	spill_free(q);
-	spill_flush_retained();
+	spill_flush_kept();
 	ck_assert_uint_le(file_bytes(), 64 * 1024);
 	teardown();
 }
@@ -213,7 +213,7 @@ START_TEST(test_realloc_grow_in_place)
 	ck_assert(all_zero(q + MiB, 4 * MiB - 1));
 	q[5 * MiB - 1] = 1;
 	spill_free(q);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -269,7 +269,7 @@ START_TEST(test_realloc_move)
 	spill_free(n);
 	spill_free(r);
 	ck_assert_uint_eq(spill_region_count(), 0);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -330,7 +330,7 @@ START_TEST(test_realloc_from_heap_and_to_zero)
 	q = spill_realloc(p, 1000);
 	ck_assert(!spill_is_ours(q));
 	free(q);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -367,7 +367,7 @@ START_TEST(test_max_null)
 	p = spill_alloc(4 * MiB, 0, 0);
 	ck_assert_ptr_nonnull(p);
 	spill_free(p);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -395,7 +395,7 @@ START_TEST(test_max_ram)
 	ck_assert_uint_eq(spill_region_count(), 0);
 	ck_assert_uint_eq(reason_count("max"), 2);
 	free(q);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -419,7 +419,7 @@ START_TEST(test_max_move_reason)
 	ck_assert_uint_eq(reason_count("max"), 1);
 	spill_free(p);
 	spill_free(n);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -443,7 +443,7 @@ START_TEST(test_named_fallback)
 	p = spill_realloc(p, 7 * MiB);
 	ck_assert(check_fill(p, 2 * MiB, 5));
 	spill_free(p);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -471,11 +471,11 @@ START_TEST(test_span_want)
 	ck_assert(!spill_is_ours((char *)p - 1));
 	spill_free(q);
 	spill_free(p);
-	spill_flush_retained();
+	spill_flush_kept();
 	q = spill_alloc(64 * MiB, 0, 0);	/* everything came back */
 	ck_assert_ptr_eq(q, p);
 	spill_free(q);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -562,7 +562,7 @@ START_TEST(test_bad_pointers)
 	c = (struct bad_call){ p + 4096, 2 };
 	expect_abort(&c, "libspill: realloc(): ");
 	spill_free(q);
-	spill_flush_retained();
+	spill_flush_kept();
 	c = (struct bad_call){ q, 0 };	/* double free */
 	snprintf(want, sizeof want, "libspill: free(): %p is not a live spilled block (double free or invalid pointer)",
 		 (void *)q);
@@ -570,7 +570,7 @@ START_TEST(test_bad_pointers)
 	/* the parent's blocks are intact after all that */
 	ck_assert_uint_eq(spill_region_count(), 1);
 	spill_free(p);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
@@ -644,7 +644,7 @@ START_TEST(test_threads)
 	}
 	ck_assert_uint_eq(spill_region_count(), 0);
 	ck_assert_uint_eq(spill_stats_mapped_live(), 0);
-	spill_flush_retained();
+	spill_flush_kept();
 	/* The whole reservation is one free extent again, and the file holds no blocks: nothing leaked. */
 	uint64_t left = file_bytes();
 	p = spill_alloc(256 * MiB, 0, 0);
@@ -657,7 +657,7 @@ START_TEST(test_threads)
 		      "after all frees: %llu bytes still allocated in the spill file; reservation %s",
 		      (unsigned long long)left, p && spill_is_ours(p) ? "whole" : "NOT whole (extents leaked)");
 	spill_free(p);
-	spill_flush_retained();
+	spill_flush_kept();
 	teardown();
 }
 END_TEST
