@@ -38,11 +38,11 @@ mkdir -p "$out" "$docs"
 if [ "$quick" = 1 ]; then
 	pairs=1 warm=0 churn_ops=200000 big_untouched=20 big_written=3 fill_mib=256
 	grow_from=32 grow_to=256 sensor_batches=2 sensor_mib=128 cap_mib=32 fork_mib=128
-	many=10000 free_probe=200 dd_mib=256 swap_timeout=30 churn_pairs=1 small_pairs=1
+	many=10000 free_probe=200 dd_mib=256 swap_timeout=30 churn_pairs=1 small_pairs=1 churn_ir_ops=50000
 else
 	pairs=3 warm=1 churn_ops=2000000 big_untouched=100 big_written=6 fill_mib=2048
 	grow_from=256 grow_to=2048 sensor_batches=2 sensor_mib=1024 cap_mib=256 fork_mib=1024
-	many=100000 free_probe=500 dd_mib=512 swap_timeout=120 churn_pairs=5 small_pairs=5
+	many=100000 free_probe=500 dd_mib=512 swap_timeout=120 churn_pairs=5 small_pairs=5 churn_ir_ops=400000
 fi
 sensor_total=$((sensor_batches * sensor_mib))	# the data of case 5; the cap is 1/8 of it
 io_mib=$((cap_mib * 8))	# case 5c: one buffer of 8x the cap
@@ -185,6 +185,23 @@ ab 1 cpu_s "$churn_pairs" "$bin/churn" -t 2 -n "$churn_ops"
 add 1 "small churn: CPU s" "≤ 1.01"
 RATIO[1]=$(ratio "${S[1]}" "${P[1]}")
 verdict 1 le 1.01
+
+# --- 1i. the same churn counted in instructions (callgrind): exact, whatever the machine's load ---
+add 1i "small churn: instructions (callgrind)" "(informative)"
+if command -v valgrind >/dev/null; then
+	say "case 1i: the churn under callgrind, instructions counted"
+	ir() {
+		"$@" valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin/churn" -t 2 -n "$churn_ir_ops" 2>&1 |
+			sed -n 's/.*Collected : *\([0-9]*\).*/\1/p'
+	}
+	P[1i]=$(ir env) S[1i]=$(ir "${spill_env[@]}") PS[1i]=- SS[1i]=-
+	RATIO[1i]=$(ratio "${S[1i]}" "${P[1i]}")
+	MET[1i]=-
+	NOTE[1i]="$(awk -v a="${P[1i]}" -v b="${S[1i]}" -v n="$churn_ir_ops" 'BEGIN { printf "%.1f", (b - a) / (2 * n) }') more instructions per malloc+free pair (2 x $churn_ir_ops pairs; startup included)"
+else
+	P[1i]=skipped S[1i]=skipped RATIO[1i]=nan MET[1i]=skipped PS[1i]=- SS[1i]=-
+	NOTE[1i]="valgrind not installed"
+fi
 
 # --- 2. large malloc+free pairs of 64 MiB ---
 say "case 2a: $big_untouched x (malloc 64 MiB, touch one byte, free)"
