@@ -109,6 +109,26 @@ static void bad(const char *var, const char *val, const char *what, const char *
 	spill_warn("%s=\"%s\" %s; using %s", var, val, what, dflt);
 }
 
+/* VAR's value among NAMES (any case), or DFLT after one warning that lists them. */
+static int load_choice(spill_getenv_fn get, const char *var, const char *const *names, unsigned n, int dflt)
+{
+	const char *v = get(var);
+	char list[80];
+	size_t at = 0;
+	int c;
+
+	if (!v || !*v)
+		return dflt;
+	if ((c = parse_choice(v, names, n)) >= 0)
+		return c;
+	for (unsigned i = 0; i < n && at < sizeof list; i++)
+		at += spill_format(list + at, sizeof list - at, "%s%s", i ? ", " : "", names[i]);
+	char what[96];
+	spill_format(what, sizeof what, "is not one of %s", list);
+	bad(var, v, what, names[dflt]);
+	return dflt;
+}
+
 static void load_sink(const char *var, const char *val, enum spill_sink *sink, char *path, size_t size)
 {
 	if (!val || !*val)
@@ -172,30 +192,10 @@ void spill_config_load(struct spill_config *cfg, spill_getenv_fn get)
 			bad("SPILL_MIN_FREE", v, "is not a size or a percentage", "5%");
 		}
 	}
-	if ((v = get("SPILL_ON_FAIL")) && *v) {
-		if ((c = parse_choice(v, fail_names, 3)) < 0)
-			bad("SPILL_ON_FAIL", v, "is not one of ram, null, abort", "ram");
-		else
-			cfg->on_fail = (enum spill_on_fail)c;
-	}
-	if ((v = get("SPILL_FORK")) && *v) {
-		if ((c = parse_choice(v, fork_names, 2)) < 0)
-			bad("SPILL_FORK", v, "is not one of copy, drop", "copy");
-		else
-			cfg->fork_mode = (enum spill_fork)c;
-	}
-	if ((v = get("SPILL_WHEN")) && *v) {
-		if ((c = parse_choice(v, when_names, 2)) < 0)
-			bad("SPILL_WHEN", v, "is not one of always, pressure", "always");
-		else
-			cfg->when = (enum spill_when)c;
-	}
-	if ((v = get("SPILL_ADVICE")) && *v) {
-		if ((c = parse_choice(v, advice_names, 3)) < 0)
-			bad("SPILL_ADVICE", v, "is not one of normal, sequential, random", "normal");
-		else
-			cfg->advice = (enum spill_advice)c;
-	}
+	cfg->on_fail = (enum spill_on_fail)load_choice(get, "SPILL_ON_FAIL", fail_names, 3, 0);
+	cfg->fork_mode = (enum spill_fork)load_choice(get, "SPILL_FORK", fork_names, 2, 0);
+	cfg->when = (enum spill_when)load_choice(get, "SPILL_WHEN", when_names, 2, 0);
+	cfg->advice = (enum spill_advice)load_choice(get, "SPILL_ADVICE", advice_names, 3, 0);
 	if ((v = get("SPILL_HEADROOM")) && *v) {
 		unsigned pct;
 		if (spill_parse_percent(v, &pct) || pct == 0)
