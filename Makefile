@@ -90,19 +90,27 @@ unit: $(UNIT_BIN)
 
 programs: $(INTEG_BIN) $(PROG_BIN) $(BENCH_BIN)
 
-check: all programs $(UNIT_BIN)
+# check installs what the tests need first (scripts/deps.sh), then re-reads this file so that
+# the pkg-config flags of what it installed are known.
+check:
+	scripts/deps.sh
+	$(MAKE) check-run
+
+check-run: all programs $(UNIT_BIN)
 	tests/run.sh all
 
 # The sanitizer runs rebuild the linked-in core with -fsanitize and run only the unit tests.
 check-asan:
+	scripts/deps.sh
 	$(MAKE) unit SAN=address,undefined
 check-tsan:
+	scripts/deps.sh
 	$(MAKE) unit SAN=thread
 
-demo: all programs
+demo: all $(B)/programs/sensor
 	scripts/demo.sh
 
-bench: all programs
+bench: all $(PROG_BIN) $(BENCH_BIN)
 	scripts/bench.sh $(if $(QUICK),--quick)
 
 install: all
@@ -122,4 +130,4 @@ clean:
 # Objects made on the way to a test are kept: deleting them makes every run relink.
 .SECONDARY:
 
-.PHONY: all check unit programs check-asan check-tsan demo bench install uninstall clean
+.PHONY: all check check-run unit programs check-asan check-tsan demo bench install uninstall clean
