@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "spill.h"
 
 struct kv {
@@ -30,33 +31,23 @@ static const char *fake_get(const char *name)
  * Loads the configuration from ENV in a child whose stderr is a pipe, so that each case
  * starts with log.c's warning counter at zero. Returns what the child printed in ERR.
  */
+static struct spill_config *load_into;
+
+static void load_child(void *env)
+{
+	cur_env = env;
+	spill_config_load(load_into, fake_get);
+}
+
 static void load(const struct kv *env, struct spill_config *cfg, char *err, size_t errsize)
 {
 	struct spill_config *shared = mmap(NULL, sizeof *shared, PROT_READ | PROT_WRITE,
 					   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	int fds[2], status;
-	size_t at = 0;
-	ssize_t n;
-	pid_t pid;
+	int status;
 
 	ck_assert_ptr_ne(shared, MAP_FAILED);
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		cur_env = env;
-		spill_config_load(shared, fake_get);
-		_exit(0);
-	}
-	close(fds[1]);
-	while ((n = read(fds[0], err + at, errsize - 1 - at)) > 0)
-		at += (size_t)n;
-	err[at] = '\0';
-	close(fds[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	load_into = shared;
+	status = run_captured(load_child, (void *)env, err, errsize, NULL);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "config load died (status %d)", status);
 	memcpy(cfg, shared, sizeof *cfg);
 	munmap(shared, sizeof *shared);
@@ -415,34 +406,22 @@ START_TEST(test_extremes)
 END_TEST
 
 /* Thirty-two warnings at most per process, so a broken environment cannot flood stderr. */
+static void reload_ten_times(void *env)
+{
+	struct spill_config c;
+
+	cur_env = env;
+	for (int i = 0; i < 10; i++)
+		spill_config_load(&c, fake_get);
+}
+
 START_TEST(test_reload_warns_again_until_cap)
 {
 	static const struct kv env[] = { { "SPILL_ON_FAIL", "x" }, { "SPILL_FORK", "x" }, { "SPILL_WHEN", "x" },
 					 { "SPILL_HEADROOM", "x" }, { "SPILL_MAX", "x" }, { NULL, NULL } };
-	int fds[2];
 	char buf[65536];
-	size_t at = 0;
-	ssize_t n;
-	pid_t pid;
 
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = fork();
-	if (pid == 0) {
-		struct spill_config c;
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		cur_env = env;
-		for (int i = 0; i < 10; i++)
-			spill_config_load(&c, fake_get);
-		_exit(0);
-	}
-	close(fds[1]);
-	while ((n = read(fds[0], buf + at, sizeof buf - 1 - at)) > 0)
-		at += (size_t)n;
-	buf[at] = '\0';
-	close(fds[0]);
-	waitpid(pid, NULL, 0);
+	run_captured(reload_ten_times, (void *)env, buf, sizeof buf, NULL);
 	ck_assert_int_eq(count_lines(buf), 32);
 }
 END_TEST

@@ -14,34 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "spill.h"
-
-/* Runs FN in a child whose stderr is a pipe; returns the child's wait status and its output. */
-static int run_captured(void (*fn)(void *), void *arg, char *out, size_t size)
-{
-	int fds[2], status;
-	size_t at = 0;
-	ssize_t n;
-	pid_t pid;
-
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		fn(arg);
-		_exit(0);
-	}
-	close(fds[1]);
-	while (at + 1 < size && (n = read(fds[0], out + at, size - 1 - at)) > 0)
-		at += (size_t)n;
-	out[at] = '\0';
-	close(fds[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	return status;
-}
 
 #define FMT_EQ(want, ...)                                                                   \
 	do {                                                                                \
@@ -159,7 +133,7 @@ static void warn_once(void *arg)
 START_TEST(test_warn_line)
 {
 	char out[4096];
-	int st = run_captured(warn_once, NULL, out, sizeof out);
+	int st = run_captured(warn_once, NULL, out, sizeof out, NULL);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "spill_warn changed errno");
 	ck_assert_str_eq(out, "libspill: SPILL_X=\"v\" is odd; using 7\n");
 }
@@ -177,7 +151,7 @@ START_TEST(test_warn_cap)
 	static char out[65536];
 	int lines = 0;
 
-	run_captured(warn_many, NULL, out, sizeof out);
+	run_captured(warn_many, NULL, out, sizeof out, NULL);
 	for (char *s = out; *s; s++)
 		lines += *s == '\n';
 	ck_assert_int_eq(lines, 32);
@@ -201,7 +175,7 @@ START_TEST(test_warn_long)
 	char out[4096];
 	size_t n;
 
-	run_captured(warn_long, NULL, out, sizeof out);
+	run_captured(warn_long, NULL, out, sizeof out, NULL);
 	n = strlen(out);
 	ck_assert_uint_eq(n, 511);
 	ck_assert_int_eq(strncmp(out, "libspill: zzz", 13), 0);
@@ -226,15 +200,15 @@ START_TEST(test_die)
 {
 	char out[4096];
 	int two = 2, one = 1;
-	int st = run_captured(die_now, NULL, out, sizeof out);
+	int st = run_captured(die_now, NULL, out, sizeof out, NULL);
 
 	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
 	ck_assert_str_eq(out, "libspill: fatal thing 9\n");
 
-	st = run_captured(assert_now, &two, out, sizeof out);
+	st = run_captured(assert_now, &two, out, sizeof out, NULL);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_str_eq(out, "");
-	st = run_captured(assert_now, &one, out, sizeof out);
+	st = run_captured(assert_now, &one, out, sizeof out, NULL);
 	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
 	ck_assert_msg(strncmp(out, "libspill: assertion failed: x == 2 (", 36) == 0, "got: %s", out);
 }
@@ -297,7 +271,7 @@ START_TEST(test_event_log_file)
 	}
 	snprintf(log_path, sizeof log_path, "/var/tmp/check_log.%d.log", (int)getpid());
 	unlink(log_path);
-	int st = run_captured(log_events, NULL, out, sizeof out);
+	int st = run_captured(log_events, NULL, out, sizeof out, NULL);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
 	ck_assert_str_eq(out, "");
 	f = fopen(log_path, "r");
@@ -329,7 +303,7 @@ static void log_unopenable(void *arg)
 START_TEST(test_event_log_fallback)
 {
 	char out[4096];
-	run_captured(log_unopenable, NULL, out, sizeof out);
+	run_captured(log_unopenable, NULL, out, sizeof out, NULL);
 	ck_assert_msg(strncmp(out, "libspill: SPILL_LOG=\"/nonexistent-dir-", 38) == 0, "got: %s", out);
 	char *second = strchr(out, '\n');
 	ck_assert_ptr_nonnull(second);
@@ -350,7 +324,7 @@ static void event_unopened(void *arg)
 START_TEST(test_event_off)
 {
 	char out[64];
-	int st = run_captured(event_unopened, NULL, out, sizeof out);
+	int st = run_captured(event_unopened, NULL, out, sizeof out, NULL);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	ck_assert_str_eq(out, "");
 }

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "spill.h"
 
 #define MiB ((size_t)1 << 20)
@@ -517,30 +518,16 @@ static void *bad_child(void *arg)
 }
 
 /* Runs a bad call in a child; returns its stderr and checks it died of SIGABRT. */
+static void bad_child_fn(void *arg)
+{
+	bad_child(arg);
+}
+
 static void expect_abort(struct bad_call *c, const char *want)
 {
-	int fds[2], status;
 	char out[1024];
-	size_t at = 0;
-	ssize_t n;
-	pid_t pid;
+	int status = run_captured(bad_child_fn, c, out, sizeof out, NULL);
 
-	ck_assert_int_eq(pipe(fds), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		close(fds[1]);
-		bad_child(c);
-		_exit(0);
-	}
-	close(fds[1]);
-	while ((n = read(fds[0], out + at, sizeof out - 1 - at)) > 0)
-		at += (size_t)n;
-	out[at] = '\0';
-	close(fds[0]);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "want SIGABRT, status %d: %s", status, out);
 	ck_assert_msg(strstr(out, want) != NULL, "want \"%s\" in: %s", want, out);
 }

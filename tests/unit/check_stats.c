@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capture.h"
 #include "spill.h"
 
 /* A strict little JSON reader for the one shape the summary has: an object of numbers, strings, objects. */
@@ -375,61 +376,41 @@ START_TEST(test_write_file)
 }
 END_TEST
 
-static void write_stderr_child(void)
+static void write_stderr_child(void *arg)
 {
+	(void)arg;
+	spill_stats_write();		/* off: nothing */
 	spill_cfg.stats = SPILL_SINK_STDERR;
 	spill_stats_write();
 }
 
 START_TEST(test_write_stderr_and_off)
 {
-	int fds[2], status;
 	char buf[4096];
-	ssize_t n;
-	size_t at = 0;
+	pid_t pid;
 
 	config_for_test();
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		spill_stats_write();		/* off: nothing */
-		write_stderr_child();
-		_exit(0);
-	}
-	close(fds[1]);
-	while ((n = read(fds[0], buf + at, sizeof buf - 1 - at)) > 0)
-		at += (size_t)n;
-	buf[at] = '\0';
-	waitpid(pid, &status, 0);
+	run_captured(write_stderr_child, NULL, buf, sizeof buf, &pid);
 	parse_summary(buf);
 	ck_assert_uint_eq(num("pid"), (unsigned long long)pid);
 }
 END_TEST
 
 /* An unwritable SPILL_STATS path: one warning, no crash. */
+static void write_child(void *arg)
+{
+	(void)arg;
+	spill_stats_write();
+}
+
 START_TEST(test_write_unwritable)
 {
-	int fds[2];
 	char buf[4096];
-	ssize_t n;
 
 	config_for_test();
 	spill_cfg.stats = SPILL_SINK_FILE;
 	strcpy(spill_cfg.stats_path, "/nonexistent-dir/stats.json");
-	ck_assert_int_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], STDERR_FILENO);
-		close(fds[0]);
-		spill_stats_write();
-		_exit(0);
-	}
-	close(fds[1]);
-	n = read(fds[0], buf, sizeof buf - 1);
-	buf[n > 0 ? n : 0] = '\0';
-	waitpid(pid, NULL, 0);
+	run_captured(write_child, NULL, buf, sizeof buf, NULL);
 	static const char want[] = "libspill: SPILL_STATS=\"/nonexistent-dir/stats.json\" cannot be written";
 	ck_assert_msg(strncmp(buf, want, strlen(want)) == 0,
 		      "got: %s", buf);
