@@ -21,6 +21,14 @@ struct spill_backing spill_file = { .fd = -1 };
 int spill_backing_force_named;
 size_t spill_backing_span_want;
 
+static ssize_t copy_range(int in_fd, loff_t *in, int out_fd, loff_t *out, size_t len)
+{
+	return copy_file_range(in_fd, in, out_fd, out, len, 0);
+}
+
+/* copy_file_range(), or a test's stand-in that fails or comes up short on purpose. */
+ssize_t (*spill_backing_copy_range)(int, loff_t *, int, loff_t *, size_t) = copy_range;
+
 /* Checks DIR and writes its canonical path to CANON. On failure says why, once. */
 int spill_backing_check_dir(const char *dir, char *canon, size_t canon_size)
 {
@@ -173,25 +181,40 @@ int spill_backing_zero(uint64_t off, uint64_t len)
 	return r;
 }
 
-/* Copies LEN bytes between two files inside the kernel, skipping holes (they read as zero). */
-int spill_backing_copy_fd(int from_fd, int to_fd, uint64_t from, uint64_t to, uint64_t len)
+/*
+ * Copies [src, src+len) of FROM_FD to [dst, dst+len) of TO_FD inside the kernel, skipping
+ * the source's holes: the destination must read as zero there already (fresh or punched
+ * space). Every offset is computed from one count, DONE, so that source and destination
+ * advance together. Returns 0, or -1 with errno set if any part could not be copied: the
+ * caller then owns a destination of unknown content and must not use it as a copy.
+ */
+int spill_backing_copy_fd(int from_fd, int to_fd, uint64_t src, uint64_t dst, uint64_t len)
 {
-	uint64_t end = from + len;
+	uint64_t done = 0;
 
-	while (from < end) {
-		off_t data = lseek(from_fd, (off_t)from, SEEK_DATA), hole;
-		if (data < 0 || (uint64_t)data >= end)
-			return errno == ENXIO || data >= 0 ? 0 : -1;
+	while (done < len) {
+		off_t data = lseek(from_fd, (off_t)(src + done), SEEK_DATA), hole;
+		if (data < 0 && errno == ENXIO)
+			return 0;		/* nothing but a hole up to the end of the file */
+		if (data < 0)
+			return -1;
+		if ((uint64_t)data >= src + len)
+			return 0;
 		hole = lseek(from_fd, data, SEEK_HOLE);
-		if (hole < 0 || (uint64_t)hole > end)
-			hole = (off_t)end;
-		loff_t in = data, out = (loff_t)(to + ((uint64_t)data - from));
-		while (in < hole) {
-			ssize_t n = copy_file_range(from_fd, &in, to_fd, &out, (size_t)(hole - in), 0);
-			if (n <= 0)
+		if (hole < 0)
+			return -1;
+		uint64_t run_end = (uint64_t)hole < src + len ? (uint64_t)hole - src : len;
+		done = (uint64_t)data - src;
+		while (done < run_end) {
+			loff_t in = (loff_t)(src + done), out = (loff_t)(dst + done);
+			ssize_t n = spill_backing_copy_range(from_fd, &in, to_fd, &out, run_end - done);
+			if (n <= 0) {
+				if (n == 0)
+					errno = EIO;	/* the source ended early: not a copy */
 				return -1;
+			}
+			done += (uint64_t)n;
 		}
-		from = (uint64_t)hole;
 	}
 	return 0;
 }

@@ -121,13 +121,14 @@ struct spill_backing {
 SPILL_HIDDEN extern struct spill_backing spill_file;
 SPILL_HIDDEN extern int spill_backing_force_named;	/* test hook */
 SPILL_HIDDEN extern size_t spill_backing_span_want;	/* test hook; 0 = default */
+SPILL_HIDDEN extern ssize_t (*spill_backing_copy_range)(int, loff_t *, int, loff_t *, size_t); /* test hook */
 SPILL_HIDDEN int spill_backing_check_dir(const char *dir, char *canon, size_t canon_size);
 SPILL_HIDDEN int spill_backing_open(const char *dir);
 SPILL_HIDDEN int spill_backing_reserve(uint64_t off, uint64_t len);
 SPILL_HIDDEN void spill_backing_punch(uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_backing_zero(uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_backing_copy(uint64_t from, uint64_t to, uint64_t len);
-SPILL_HIDDEN int spill_backing_copy_fd(int from_fd, int to_fd, uint64_t from, uint64_t to, uint64_t len);
+SPILL_HIDDEN int spill_backing_copy_fd(int from_fd, int to_fd, uint64_t src, uint64_t dst, uint64_t len);
 SPILL_HIDDEN int spill_backing_new_file(const char *dir);
 SPILL_HIDDEN int spill_backing_switch(int fd);
 SPILL_HIDDEN void spill_backing_drop(void);
