@@ -144,7 +144,7 @@ static void load_sink(const char *var, const char *val, enum spill_sink *sink, c
 void spill_config_load(struct spill_config *cfg, spill_getenv_fn get)
 {
 	static const char *const fail_names[] = { "ram", "null", "abort" };
-	static const char *const fork_names[] = { "copy", "drop" };
+	static const char *const fork_names[] = { "cow", "copy", "drop" };
 	static const char *const when_names[] = { "always", "pressure" };
 	static const char *const advice_names[] = { "normal", "sequential", "random" };
 	const char *v;
@@ -193,7 +193,7 @@ void spill_config_load(struct spill_config *cfg, spill_getenv_fn get)
 		}
 	}
 	cfg->on_fail = (enum spill_on_fail)load_choice(get, "SPILL_ON_FAIL", fail_names, 3, 0);
-	cfg->fork_mode = (enum spill_fork)load_choice(get, "SPILL_FORK", fork_names, 2, 0);
+	cfg->fork_mode = (enum spill_fork)load_choice(get, "SPILL_FORK", fork_names, 3, 0);
 	cfg->when = (enum spill_when)load_choice(get, "SPILL_WHEN", when_names, 2, 0);
 	cfg->advice = (enum spill_advice)load_choice(get, "SPILL_ADVICE", advice_names, 3, 0);
 	if ((v = get("SPILL_HEADROOM")) && *v) {

@@ -289,6 +289,18 @@ int spill_extents_pop(struct spill_extents *e, uint64_t *off, uint64_t *len)
 	return 0;
 }
 
+/* The free extent with the lowest offset >= FROM: iterates in address order. -1 at the end. */
+int spill_extents_next(struct spill_extents *e, uint64_t from, uint64_t *off, uint64_t *len)
+{
+	uint32_t n = ceil_node(e, from);
+
+	if (!n)
+		return -1;
+	*off = N(e, n).off;
+	*len = N(e, n).len;
+	return 0;
+}
+
 uint32_t spill_extents_count(const struct spill_extents *e)
 {
 	uint32_t n = 0;

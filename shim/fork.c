@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fork.c - after fork() the child gets spilled blocks of its own, never shared ones. */
+/* fork.c - what a fork() child gets of spilled blocks: shared copy-on-write, a copy, or nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -9,49 +9,60 @@
 #include "spill.h"
 
 /*
- * fork(): a MAP_SHARED mapping would be shared with the child. The child re-homes its
- * blocks in a file of its own (or drops them, SPILL_FORK=drop) before fork() returns in
- * either process; the parent waits for that copy so that nothing it writes afterwards
- * can reach the child.
+ * A MAP_SHARED mapping would be shared with the child, so before fork() the blocks of our
+ * file become copy-on-write (cow.c), which makes the child's view a snapshot of the instant
+ * of the fork. Then, by SPILL_FORK:
+ * - cow: the child keeps them so, and spills new blocks to a file of its own;
+ * - copy: the child copies them into a file of its own before fork() returns, and the
+ *   parent waits for that copy; cow falls back to it when it cannot share;
+ * - drop: the child loses them (touching one faults) and spills nothing.
  */
-static int fork_pipe[2] = { -1, -1 };
+static int forking;		/* this fork has spilled blocks, or a spill file, to deal with */
+static int child_copies;
 
 void spill_atfork_prepare(void)
 {
 	spill_lock();
-	if (spill_core_ready() && spill_region_count() &&
-	    spill_cfg.fork_mode == SPILL_FORK_COPY && pipe2(fork_pipe, O_CLOEXEC))
-		fork_pipe[0] = fork_pipe[1] = -1;
+	forking = spill_core_ready();
+	child_copies = 0;
+	if (forking && spill_cfg.fork_mode != SPILL_FORK_DROP)
+		child_copies = spill_cow_prepare(spill_cfg.fork_mode == SPILL_FORK_COPY);
 }
 
 void spill_atfork_parent(void)
 {
+	int fd = forking ? spill_cow_wait_fd() : -1;
 	char c;
 
-	if (fork_pipe[0] >= 0) {
-		close(fork_pipe[1]);
-		while (read(fork_pipe[0], &c, 1) < 0 && errno == EINTR)
-			;
-		close(fork_pipe[0]);
-		fork_pipe[0] = fork_pipe[1] = -1;
-	}
+	/* EOF once the child has copied its blocks (or exited): it holds the only write end. */
+	while (fd >= 0 && read(fd, &c, 1) < 0 && errno == EINTR)
+		;
 	spill_unlock();
+	if (fd >= 0)
+		spill_cow_tick(0);	/* nobody shares the frozen blocks now: take them back */
 }
 
-/* Fallback when the child cannot have a file: private anonymous copies at the same addresses. */
-static void copy_to_ram(int old_fd)
+/*
+ * Last resort when the child cannot have a file: private anonymous copies at the same
+ * addresses. Each block reads right where it is, shared or copy-on-write, so it is copied
+ * from there into an anonymous area that then replaces the reservation in one move.
+ */
+static void copy_to_ram(void)
 {
-	char *src = mmap(NULL, spill_file.span, PROT_READ, MAP_SHARED | MAP_NORESERVE, old_fd, 0);
+	char *tmp = mmap(NULL, spill_file.span, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	size_t cursor = 0;
 	struct spill_block *b;
 
-	mmap(spill_file.base, spill_file.span, PROT_READ | PROT_WRITE,
-	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
-	while (src != MAP_FAILED && (b = spill_region_next(&cursor)))
-		memcpy(spill_file.base + b->off, src + b->off, b->len);
-	if (src != MAP_FAILED)
-		munmap(src, spill_file.span);
-	close(old_fd);
+	if (tmp == MAP_FAILED)
+		spill_die("fork: cannot copy spilled blocks into the child's memory (%s)", spill_errname(errno));
+	while ((b = spill_region_next(&cursor)))
+		memcpy(tmp + b->off, spill_file.base + b->off, b->len);
+	if (mremap(tmp, spill_file.span, spill_file.span, MREMAP_MAYMOVE | MREMAP_FIXED,
+		   spill_file.base) == MAP_FAILED)
+		spill_die("fork: cannot copy spilled blocks into the child's memory (%s)", spill_errname(errno));
+	if (spill_file.fd >= 0)
+		close(spill_file.fd);
 	spill_file.fd = -1;
 }
 
@@ -74,36 +85,32 @@ static void child_rehome(void)
 	}
 	while (ok && (b = spill_region_next(&cursor)))
 		ok = fallocate(fd, 0, (off_t)b->off, (off_t)b->len) == 0 &&
-		     spill_backing_copy_fd(spill_file.fd, fd, b->off, b->off, b->len) == 0;
+		     spill_copy_block(b, fd, b->off) == 0;
 	if (ok && spill_backing_switch(fd) == 0)
 		return;
 	if (fd >= 0)
 		close(fd);
 	spill_warn("fork: cannot give the child a spill file of its own (%s); its spilled blocks are copied to RAM",
 		   spill_errname(errno));
-	copy_to_ram(spill_file.fd);
+	copy_to_ram();
 	spill_core_set_inherited_only();
 }
 
 void spill_atfork_child(void)
 {
-	char c = 1;
-
 	spill_unlock();	/* taken by prepare in this very thread; the child has no other */
-	if (!spill_core_ready())
-		goto out;
+	if (!forking)
+		return;
+	spill_cow_child();
 	spill_core_forget_kept();
 	if (spill_cfg.fork_mode == SPILL_FORK_DROP) {
 		spill_backing_drop();
 		spill_core_set_inherited_only();
-	} else if (spill_region_count()) {
+		spill_cow_forget_files();
+	} else if (child_copies) {
 		child_rehome();
-	}
-out:
-	if (fork_pipe[1] >= 0) {
-		close(fork_pipe[0]);
-		(void)!write(fork_pipe[1], &c, 1);
-		close(fork_pipe[1]);
-		fork_pipe[0] = fork_pipe[1] = -1;
+		spill_cow_forget_files();	/* after the copy: closing our group end lets the parent go on */
+	} else {
+		spill_cow_inherit();
 	}
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* interpose.c - the exported allocator API: large requests spill, the rest pass through. */
+/* interpose.c - the exported API: large allocations spill, the rest pass through; so do wait*(). */
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -127,4 +127,59 @@ EXPORT size_t malloc_usable_size(void *p)
 	if (!p)
 		return 0;
 	return real_malloc_usable_size ? real_malloc_usable_size(p) : 0;
+}
+
+/*
+ * A child that shares spilled blocks copy-on-write keeps its parent's later writes to them in
+ * RAM until it has gone. A parent that waits for it and then rewrites those blocks makes no
+ * spill call in between, so the wait is where they are taken back (cow.c). It may be in a
+ * signal handler: the tick never blocks there, and errno stays the wait's.
+ */
+static void reaped(void)
+{
+	int saved = errno;
+	spill_cow_tick(1);
+	errno = saved;
+}
+
+#define RESOLVED(fn) (spill_likely(fn) ? (fn) : (spill_init(), (fn)))
+
+EXPORT pid_t wait(int *status)
+{
+	pid_t r = RESOLVED(real_wait)(status);
+	if (r > 0)
+		reaped();
+	return r;
+}
+
+EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	pid_t r = RESOLVED(real_waitpid)(pid, status, options);
+	if (r > 0)
+		reaped();
+	return r;
+}
+
+EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+	pid_t r = RESOLVED(real_wait3)(status, options, ru);
+	if (r > 0)
+		reaped();
+	return r;
+}
+
+EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+	pid_t r = RESOLVED(real_wait4)(pid, status, options, ru);
+	if (r > 0)
+		reaped();
+	return r;
+}
+
+EXPORT int waitid(idtype_t type, id_t id, siginfo_t *info, int options)
+{
+	int r = RESOLVED(real_waitid)(type, id, info, options);
+	if (r == 0 && info && info->si_pid > 0)
+		reaped();
+	return r;
 }

@@ -17,6 +17,11 @@ void *(*real_aligned_alloc)(size_t, size_t);
 void *(*real_valloc)(size_t);
 void *(*real_pvalloc)(size_t);
 size_t (*real_malloc_usable_size)(void *);
+pid_t (*real_wait)(int *);
+pid_t (*real_waitpid)(pid_t, int *, int);
+pid_t (*real_wait3)(int *, int, struct rusage *);
+pid_t (*real_wait4)(pid_t, int *, int, struct rusage *);
+int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
 
 /* glibc's own entry points: used when RTLD_NEXT finds nothing (a static-ish setup). */
 extern void *__libc_malloc(size_t);
@@ -114,4 +119,9 @@ void spill_real_resolve(void)
 	real_valloc = next("valloc");
 	real_pvalloc = next("pvalloc");
 	real_malloc_usable_size = next("malloc_usable_size");
+	real_wait = next("wait");
+	real_waitpid = next("waitpid");
+	real_wait3 = next("wait3");
+	real_wait4 = next("wait4");
+	real_waitid = next("waitid");
 }

@@ -17,7 +17,8 @@ static void *move_block(void *p, const struct spill_block *old, size_t size, enu
 
 	if (!q)
 		return NULL;
-	if (spill_backing_copy(old->off, (uint64_t)(q - spill_file.base), old->len))
+	/* A copy that fails part way leaves q unknown: the user-space copy then redoes it whole. */
+	if (spill_copy_block(old, spill_file.fd, (uint64_t)(q - spill_file.base)))
 		memcpy(q, p, old->size < size ? old->size : size);
 	spill_event("move addr=%p->%p size=%llu->%zu", p, q, (unsigned long long)old->size, size);
 	spill_free(p);
@@ -38,6 +39,22 @@ static void *resize(void *p, size_t size)
 	}
 	cur = *b;
 	spill_unlock();
+	if (cur.src != SPILL_SRC_OWN && spill_cow_thaw(off) == 0)
+		cur.src = SPILL_SRC_OWN;
+	if (cur.src != SPILL_SRC_OWN) {
+		/* Copy-on-write still: its file range is not ours to cut or extend. */
+		if (len > cur.len) {
+			void *q = move_block(p, &cur, size, &why);
+			if (q)
+				return q;
+			goto fail;
+		}
+		spill_lock();
+		spill_region_find(off)->size = size;
+		spill_unlock();
+		spill_stats_resize(cur.size, cur.len, size, cur.len);
+		return p;
+	}
 	if (len <= cur.len) {
 		if (len < cur.len)
 			spill_backing_punch(off + len, cur.len - len);
@@ -117,6 +134,7 @@ void *spill_realloc(void *p, size_t size)
 			errno = ENOMEM;
 			return NULL;
 		}
+		spill_cow_tick(0);
 		return resize(p, size);
 	}
 	/* A block of the real allocator crossing the threshold moves into a spilled one. */

@@ -26,6 +26,12 @@ void spill_unlock(void)
 	pthread_mutex_unlock(&lock);
 }
 
+/* For callers that may run inside a signal handler (wait*()): 0 when the lock was taken. */
+int spill_trylock(void)
+{
+	return pthread_mutex_trylock(&lock);
+}
+
 static size_t slot_of(uint64_t off, size_t n)
 {
 	uint64_t h = off * 0x9e3779b97f4a7c15ull;

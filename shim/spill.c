@@ -23,6 +23,7 @@ static int enabled;		/* spilling allowed in this process */
 static int backing_state;	/* 0 not tried, 1 ready, -1 failed (reason in backing_fail) */
 static enum spill_reason backing_fail;
 static int inherited_only;	/* fork child without a file: blocks are copies in RAM or dropped */
+static int need_file;		/* a cow fork child: its own file is made on its first spill */
 static struct spill_extents extents;
 
 /*
@@ -129,14 +130,46 @@ int spill_active(void)
 	return enabled;
 }
 
+/*
+ * A fork child's own file, made on its first spill: until then its free ranges still map its
+ * parent's file, which it must never write. Lock held.
+ */
+static int make_child_file(void)
+{
+	uint64_t off = 0, len;
+	int fd = spill_backing_new_file(spill_cfg.dir);
+
+	if (fd < 0)
+		return errno;
+	for (; spill_extents_next(&extents, off, &off, &len) == 0; off += len)
+		if (spill_map_file(off, len, fd, 0)) {
+			int err = errno;
+			close(fd);
+			return err;
+		}
+	spill_file.fd = fd;
+	need_file = 0;
+	return 0;
+}
+
 /* The file is made on the first spill, so programs that never spill hold no descriptor. */
 static int backing_ready(void)
 {
 	int state = __atomic_load_n(&backing_state, __ATOMIC_ACQUIRE);
 
-	if (state)
+	if (state && !__atomic_load_n(&need_file, __ATOMIC_ACQUIRE))
 		return state > 0;
 	spill_lock();
+	if (backing_state > 0 && need_file) {
+		int err = make_child_file();
+		if (err) {
+			spill_warn("fork child: cannot create a spill file in \"%s\" (%s); spilling disabled",
+				   spill_cfg.dir, spill_errname(err));
+			backing_fail = SPILL_R_FILE;
+			need_file = 0;
+			__atomic_store_n(&backing_state, -1, __ATOMIC_RELEASE);
+		}
+	}
 	if (!backing_state) {
 		int err = spill_backing_open(spill_cfg.dir);
 		if (err || spill_extents_init(&extents, spill_file.span) || spill_extents_init(&kept, 0)) {
@@ -200,6 +233,7 @@ void *spill_try(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
 	struct spill_block b = { .size = size };
 	uint64_t len;
 
+	spill_cow_tick(0);
 	if (!backing_ready()) {
 		*why = backing_fail;
 		return NULL;
@@ -272,6 +306,7 @@ void *spill_try(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
 		b.len = len;
 	}
 	spill_lock();
+	b.born = spill_fork_epoch;
 	int err = spill_region_insert(&b);
 	spill_unlock();
 	if (err) {
@@ -343,29 +378,35 @@ static struct spill_block unregister(const char *fn, void *p)
 	return b;
 }
 
-static void release(const struct spill_block *b)
+/* Gives an ordinary block's memory back at once, and its disk space now or with the kept set. */
+void spill_core_release_own(uint64_t off, uint64_t len, uint64_t cap)
 {
-	if (inherited_only) {
-		madvise(spill_file.base + b->off, b->cap, MADV_DONTNEED);
-		spill_lock();
-		spill_extents_free(&extents, b->off, b->cap);
-		spill_unlock();
-		return;
-	}
-	if (spill_file.can_zero && spill_backing_zero(b->off, b->len) == 0) {
+	if (spill_file.can_zero && spill_backing_zero(off, len) == 0) {
 		spill_lock();
 		if (!kept.free_bytes)
 			kept_since = now_ns();
-		spill_extents_free(&kept, b->off, b->len);
-		spill_extents_free(&extents, b->off + b->len, b->cap - b->len);
+		spill_extents_free(&kept, off, len);
+		spill_extents_free(&extents, off + len, cap - len);
 		spill_unlock();
 		punch_kept(0);
 		return;
 	}
-	spill_backing_punch(b->off, b->len);
+	spill_backing_punch(off, len);
 	spill_lock();
-	spill_extents_free(&extents, b->off, b->cap);
+	spill_extents_free(&extents, off, cap);
 	spill_unlock();
+}
+
+static void release(const struct spill_block *b)
+{
+	if (inherited_only) {
+		madvise(spill_file.base + b->off, b->cap, MADV_DONTNEED);
+		spill_core_free_range(b->off, b->cap);
+		return;
+	}
+	if (b->src != SPILL_SRC_OWN && spill_cow_release(b))
+		return;
+	spill_core_release_own(b->off, b->len, b->cap);
 }
 
 void spill_free(void *p)
@@ -375,9 +416,11 @@ void spill_free(void *p)
 
 	if (spill_is_boot(p))
 		return;		/* bootstrap blocks are never reused */
+	spill_cow_tick(0);
 	b = unregister("free", p);
 	release(&b);
-	spill_stats_unclaim(b.len);
+	if (b.src <= SPILL_SRC_FROZEN)	/* an inherited block's disk is not ours */
+		spill_stats_unclaim(b.len);
 	spill_stats_free(b.size, b.len);
 	spill_event("free addr=%p size=%llu", p, (unsigned long long)b.size);
 	errno = saved;
@@ -408,10 +451,35 @@ int spill_core_take(uint64_t off, uint64_t len)
 	return r;
 }
 
-/* For fork.c: is there a spill file whose blocks a child would share? */
+/* For fork.c: is there a spill file, or are there blocks from one, that a child would share? */
 int spill_core_ready(void)
 {
 	return backing_state > 0 && !inherited_only;
+}
+
+/* For cow.c: the address range [off, off+len) is free in this process. */
+void spill_core_free_range(uint64_t off, uint64_t len)
+{
+	spill_lock();
+	spill_extents_free(&extents, off, len);
+	spill_unlock();
+}
+
+/* For cow.c: a fork child spills to a file of its own, made when it first spills. */
+void spill_core_need_file(void)
+{
+	spill_file.fd = -1;
+	__atomic_store_n(&need_file, 1, __ATOMIC_RELEASE);
+}
+
+int spill_core_has_file(void)
+{
+	return spill_file.fd >= 0 && !need_file;
+}
+
+int spill_core_ensure_file(void)
+{
+	return backing_ready() && !inherited_only;
 }
 
 /* For fork.c: the child keeps its inherited blocks but has no file to spill new ones to. */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #define SPILL_HIDDEN __attribute__((visibility("hidden")))
 #define SPILL_TLS __thread __attribute__((tls_model("initial-exec")))
@@ -19,7 +20,7 @@
 
 /* config.c */
 enum spill_on_fail { SPILL_FAIL_RAM, SPILL_FAIL_NULL, SPILL_FAIL_ABORT };
-enum spill_fork { SPILL_FORK_COPY, SPILL_FORK_DROP };
+enum spill_fork { SPILL_FORK_COW, SPILL_FORK_COPY, SPILL_FORK_DROP };
 enum spill_when { SPILL_WHEN_ALWAYS, SPILL_WHEN_PRESSURE };
 enum spill_sink { SPILL_SINK_OFF, SPILL_SINK_STDERR, SPILL_SINK_FILE };
 enum spill_advice { SPILL_ADVICE_NORMAL, SPILL_ADVICE_SEQUENTIAL, SPILL_ADVICE_RANDOM };
@@ -71,6 +72,11 @@ SPILL_HIDDEN extern void *(*real_aligned_alloc)(size_t, size_t);
 SPILL_HIDDEN extern void *(*real_valloc)(size_t);
 SPILL_HIDDEN extern void *(*real_pvalloc)(size_t);
 SPILL_HIDDEN extern size_t (*real_malloc_usable_size)(void *);
+SPILL_HIDDEN extern pid_t (*real_wait)(int *);
+SPILL_HIDDEN extern pid_t (*real_waitpid)(pid_t, int *, int);
+SPILL_HIDDEN extern pid_t (*real_wait3)(int *, int, struct rusage *);
+SPILL_HIDDEN extern pid_t (*real_wait4)(pid_t, int *, int, struct rusage *);
+SPILL_HIDDEN extern int (*real_waitid)(idtype_t, id_t, siginfo_t *, int);
 SPILL_HIDDEN void spill_real_resolve(void);
 SPILL_HIDDEN void *spill_boot_alloc(size_t size, size_t align);
 SPILL_HIDDEN size_t spill_boot_size(const void *p);
@@ -90,6 +96,7 @@ SPILL_HIDDEN int spill_extents_alloc(struct spill_extents *e, uint64_t len, uint
 SPILL_HIDDEN int spill_extents_take(struct spill_extents *e, uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_extents_free(struct spill_extents *e, uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_extents_pop(struct spill_extents *e, uint64_t *off, uint64_t *len);
+SPILL_HIDDEN int spill_extents_next(struct spill_extents *e, uint64_t from, uint64_t *off, uint64_t *len);
 SPILL_HIDDEN uint32_t spill_extents_count(const struct spill_extents *e);
 
 /* region.c: registry of live spilled blocks, keyed by file offset */
@@ -98,9 +105,15 @@ struct spill_block {
 	uint64_t len;		/* bytes reserved on disk (page multiple) */
 	uint64_t cap;		/* address space owned, >= len; growth within it needs no move */
 	uint64_t size;		/* bytes the program asked for */
+	uint32_t born;		/* spill_fork_epoch when made: children forked later share it */
+	uint32_t src;		/* how it is mapped: SPILL_SRC_* below, or an inherited file (cow.c) */
 };
+#define SPILL_SRC_OWN 0		/* MAP_SHARED on our own file: the normal case */
+#define SPILL_SRC_FROZEN 1	/* MAP_PRIVATE on our own file, whose range a child may share */
+/* src >= 2: MAP_PRIVATE on an ancestor's file, inherited at fork (spill_cow_src_fd) */
 SPILL_HIDDEN void spill_lock(void);
 SPILL_HIDDEN void spill_unlock(void);
+SPILL_HIDDEN int spill_trylock(void);
 SPILL_HIDDEN int spill_region_insert(const struct spill_block *b);
 SPILL_HIDDEN struct spill_block *spill_region_find(uint64_t off);
 SPILL_HIDDEN int spill_region_remove(uint64_t off, struct spill_block *out);
@@ -127,7 +140,6 @@ SPILL_HIDDEN int spill_backing_open(const char *dir);
 SPILL_HIDDEN int spill_backing_reserve(uint64_t off, uint64_t len);
 SPILL_HIDDEN void spill_backing_punch(uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_backing_zero(uint64_t off, uint64_t len);
-SPILL_HIDDEN int spill_backing_copy(uint64_t from, uint64_t to, uint64_t len);
 SPILL_HIDDEN int spill_backing_copy_fd(int from_fd, int to_fd, uint64_t src, uint64_t dst, uint64_t len);
 SPILL_HIDDEN int spill_backing_new_file(const char *dir);
 SPILL_HIDDEN int spill_backing_switch(int fd);
@@ -137,7 +149,7 @@ SPILL_HIDDEN int spill_backing_avail(uint64_t *avail, uint64_t *total);
 /* stats.c */
 enum spill_reason {
 	SPILL_R_MAX, SPILL_R_MIN_FREE, SPILL_R_NO_SPACE, SPILL_R_NO_DIR, SPILL_R_FILE,
-	SPILL_R_FULL, SPILL_R_PRESSURE_OK, SPILL_R_FORK_DROP, SPILL_R_COUNT
+	SPILL_R_FULL, SPILL_R_PRESSURE_OK, SPILL_R_FORK_DROP, SPILL_R_FORK_COW, SPILL_R_COUNT
 };
 SPILL_HIDDEN extern const char *const spill_reason_name[SPILL_R_COUNT];
 SPILL_HIDDEN void spill_stats_alloc(size_t size, size_t len);
@@ -182,11 +194,35 @@ SPILL_HIDDEN int spill_core_take(uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_core_ready(void);
 SPILL_HIDDEN void spill_core_set_inherited_only(void);
 SPILL_HIDDEN void spill_core_forget_kept(void);
+SPILL_HIDDEN void spill_core_free_range(uint64_t off, uint64_t len);
+SPILL_HIDDEN void spill_core_release_own(uint64_t off, uint64_t len, uint64_t cap);
+SPILL_HIDDEN void spill_core_need_file(void);
+SPILL_HIDDEN int spill_core_has_file(void);
+SPILL_HIDDEN int spill_core_ensure_file(void);
 
 /* fork.c */
 SPILL_HIDDEN void spill_atfork_prepare(void);
 SPILL_HIDDEN void spill_atfork_parent(void);
 SPILL_HIDDEN void spill_atfork_child(void);
+
+/* cow.c: blocks shared copy-on-write with forked children */
+SPILL_HIDDEN extern uint32_t spill_fork_epoch;
+SPILL_HIDDEN int spill_cow_prepare(int own_group);
+SPILL_HIDDEN int spill_cow_wait_fd(void);
+SPILL_HIDDEN void spill_cow_parent(void);
+SPILL_HIDDEN void spill_cow_child(void);
+SPILL_HIDDEN void spill_cow_inherit(void);
+SPILL_HIDDEN void spill_cow_forget_files(void);
+SPILL_HIDDEN int spill_cow_src_fd(uint32_t src);
+SPILL_HIDDEN void spill_cow_tick(int from_wait);
+SPILL_HIDDEN int spill_cow_release(const struct spill_block *b);
+SPILL_HIDDEN int spill_cow_thaw(uint64_t off);
+SPILL_HIDDEN int spill_cow_shared(const struct spill_block *b);
+
+/* private.c: the pages of a MAP_PRIVATE range that differ from its file */
+SPILL_HIDDEN int spill_private_flush(const char *addr, uint64_t len, int fd, uint64_t off);
+SPILL_HIDDEN int spill_copy_block(const struct spill_block *b, int dst_fd, uint64_t dst);
+SPILL_HIDDEN int spill_map_file(uint64_t off, uint64_t len, int fd, int private);
 
 static inline int spill_is_ours(const void *p)
 {

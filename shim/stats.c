@@ -15,6 +15,7 @@ const char *const spill_reason_name[SPILL_R_COUNT] = {
 	[SPILL_R_FULL] = "reservation_full",	/* no room left in the address reservation */
 	[SPILL_R_PRESSURE_OK] = "memory_available", /* SPILL_WHEN=pressure and RAM had room */
 	[SPILL_R_FORK_DROP] = "fork_drop",	/* a SPILL_FORK=drop child does not spill */
+	[SPILL_R_FORK_COW] = "fork_cow",	/* a fork could not share blocks copy-on-write: the child copied */
 };
 
 /* Only the large-request path touches these, so relaxed atomics cost nothing that matters. */

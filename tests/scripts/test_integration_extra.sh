@@ -140,7 +140,7 @@ fi
 # (f) libc alone (plus the vdso and the loader), and exactly the 11 entry points exported.
 deps=$(ldd "$lib" | awk '{print $1}' | grep -v -E '^(linux-vdso\.so\.1|libc\.so\.6|/lib.*/ld-linux.*\.so\.[0-9])$')
 [ -z "$deps" ] && ok "(f) ldd: $(ldd "$lib" | awk '{print $1}' | tr '\n' ' ')" || fail "(f) ldd shows more than libc: $deps"
-want="aligned_alloc calloc free malloc malloc_usable_size memalign posix_memalign pvalloc realloc reallocarray valloc"
+want="aligned_alloc calloc free malloc malloc_usable_size memalign posix_memalign pvalloc realloc reallocarray valloc wait wait3 wait4 waitid waitpid"
 got=$(nm -D --defined-only "$lib" | awk '{print $3}' | sed 's/@.*//' | sort | tr '\n' ' ' | sed 's/ $//')
 [ "$got" = "$want" ] && ok "(f) nm -D --defined-only: $got" || fail "(f) exports \"$got\", want \"$want\""
 

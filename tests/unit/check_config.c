@@ -140,7 +140,7 @@ static void check_defaults(const struct spill_config *c, const char *dir)
 	ck_assert_uint_eq(c->min_free, 5);
 	ck_assert_int_eq(c->min_free_pct, 1);
 	ck_assert_int_eq(c->on_fail, SPILL_FAIL_RAM);
-	ck_assert_int_eq(c->fork_mode, SPILL_FORK_COPY);
+	ck_assert_int_eq(c->fork_mode, SPILL_FORK_COW);
 	ck_assert_int_eq(c->when, SPILL_WHEN_ALWAYS);
 	ck_assert_uint_eq(c->headroom_pct, 80);
 	ck_assert_int_eq(c->stats, SPILL_SINK_OFF);

@@ -242,11 +242,11 @@ END_TEST
 START_TEST(test_all_reasons)
 {
 	static const char *const names[] = { "max", "min_free", "no_space", "no_dir", "file",
-					     "reservation_full", "memory_available", "fork_drop" };
+					     "reservation_full", "memory_available", "fork_drop", "fork_cow" };
 	char buf[1024];
 
 	config_for_test();
-	ck_assert_int_eq(SPILL_R_COUNT, 8);
+	ck_assert_int_eq(SPILL_R_COUNT, 9);
 	for (int r = 0; r < SPILL_R_COUNT; r++) {
 		ck_assert_str_eq(spill_reason_name[r], names[r]);
 		for (int k = 0; k <= r; k++)
@@ -259,7 +259,7 @@ START_TEST(test_all_reasons)
 		ck_assert_str_eq(f->sub[r].key, names[r]);
 		ck_assert_uint_eq(f->sub[r].num, (unsigned)r + 1);
 	}
-	ck_assert_uint_eq(num("fallbacks"), 36);
+	ck_assert_uint_eq(num("fallbacks"), 45);
 }
 END_TEST
 
