@@ -4,7 +4,7 @@
  * ways across three generations and sparse blocks, a child that forks before it has a file,
  * one that execs, take-back at wait(), a writer thread racing fork(), quarantine of blocks
  * freed while a child shares them (and their disk space afterwards), a child killed with
- * SIGKILL, and too many mappings at a fork. Runs with SPILL_THRESHOLD=1M (cow.env), re-runs
+ * SIGKILL, too many mappings at a fork, and a fork while the file holds no live block. Runs with SPILL_THRESHOLD=1M (cow.env), re-runs
  * itself with SPILL_FORK=copy for the tests both modes share, and for the mapping limit.
  */
 #include <errno.h>
@@ -411,6 +411,43 @@ static int many_mappings(void)
 	return !ok;
 }
 
+/*
+ * A parent whose spill file exists but holds no live block: the child must still spill to a
+ * file of its own. (Before cow.c it went on with its parent's file, and both allocated the
+ * same offsets of it: shared writable memory.)
+ */
+static void test_no_live_blocks(void)
+{
+	unsigned char *volatile a = malloc(8 * MIB);	/* volatile: the pair must not be elided */
+	unsigned char *b;
+	int p1[2], p2[2];
+	char c;
+
+	a[0] = 1;
+	free(a);
+	if (pipe(p1) || pipe(p2))
+		abort();
+	pid_t pid = fork();
+	if (pid == 0) {
+		b = malloc(8 * MIB);
+		fill(b, 8 * MIB, 'C');
+		if (write(p1[1], "c", 1) != 1 || read(p2[0], &c, 1) != 1)
+			_exit(2);
+		_exit(holds(b, 8 * MIB, 'C') ? 0 : 1);
+	}
+	if (read(p1[0], &c, 1) != 1)
+		abort();
+	b = malloc(8 * MIB);
+	fill(b, 8 * MIB, 'P');
+	if (write(p2[1], "p", 1) != 1)
+		abort();
+	CHECK(wait_ok(pid, "no-live-blocks child"), "a child forked with no live block saw its parent's writes");
+	CHECK(holds(b, 8 * MIB, 'P'), "the parent saw its child's writes");
+	free(b);
+	close(p1[0]), close(p1[1]), close(p2[0]), close(p2[1]);
+	printf("[%s] fork with a spill file but no live block: parent and child spill apart\n", mode);
+}
+
 static int rerun(const char *self, const char *arg, const char *const *env, char *err, size_t errsize)
 {
 	int p[2], st;
@@ -441,6 +478,7 @@ static int rerun(const char *self, const char *arg, const char *const *env, char
 
 static int shared_tests(void)
 {
+	test_no_live_blocks();
 	test_generations();
 	test_snapshot();
 	test_exec_and_take_back();
