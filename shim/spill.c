@@ -116,6 +116,7 @@ void spill_init(void)
 		backing_fail = SPILL_R_NO_DIR;
 	}
 	pthread_atfork(spill_atfork_prepare, spill_atfork_parent, spill_atfork_child);
+	spill_stats_init();
 	in_init = 0;
 	__atomic_store_n(&spill_gate, enabled ? spill_cfg.threshold : SIZE_MAX, __ATOMIC_RELEASE);
 	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
@@ -417,6 +418,7 @@ void spill_free(void *p)
 	if (spill_is_boot(p))
 		return;		/* bootstrap blocks are never reused */
 	spill_cow_tick(0);
+	spill_usage_sample(0);	/* before the block goes: its pages may be the peak */
 	b = unregister("free", p);
 	release(&b);
 	if (b.src <= SPILL_SRC_FROZEN)	/* an inherited block's disk is not ours */

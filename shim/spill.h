@@ -10,6 +10,8 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include "pub.h"
+
 #define SPILL_HIDDEN __attribute__((visibility("hidden")))
 #define SPILL_TLS __thread __attribute__((tls_model("initial-exec")))
 #define spill_likely(x) __builtin_expect(!!(x), 1)
@@ -159,9 +161,27 @@ SPILL_HIDDEN void spill_stats_fallback(enum spill_reason r);
 SPILL_HIDDEN size_t spill_stats_mapped_live(void);
 SPILL_HIDDEN int spill_stats_claim(size_t len, size_t max);
 SPILL_HIDDEN void spill_stats_unclaim(size_t len);
+SPILL_HIDDEN void spill_stats_resident(uint64_t bytes);
+SPILL_HIDDEN void spill_stats_init(void);
 SPILL_HIDDEN void spill_stats_write(void);
 SPILL_HIDDEN void spill_stats_reset(void);
 SPILL_HIDDEN size_t spill_stats_json(char *buf, size_t size);
+
+/* pub.c: the page the counters live in, readable by spill top */
+SPILL_HIDDEN extern struct spill_pub *spill_pub;
+SPILL_HIDDEN struct spill_pub *spill_pub_get(void);
+SPILL_HIDDEN int spill_pub_fd(void);
+SPILL_HIDDEN void spill_pub_atfork_child(void);
+
+/* usage.c: resident samples, faults and disk traffic; -1 where a figure is unknown */
+struct spill_usage {
+	long long major_faults, read_bytes, write_bytes, elapsed_ms;
+};
+SPILL_HIDDEN extern int spill_usage_no_cachestat;	/* test hook: 1 = mincore() only */
+SPILL_HIDDEN void spill_usage_start(void);
+SPILL_HIDDEN int spill_usage_resident(uint64_t *res, uint64_t *dirty);
+SPILL_HIDDEN void spill_usage_sample(int force);
+SPILL_HIDDEN void spill_usage_totals(struct spill_usage *u);
 
 /* policy.c */
 SPILL_HIDDEN int spill_policy_admit(size_t len, enum spill_reason *why);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* stats.c - counters of the spill path and the JSON summary written at exit. */
+/* stats.c - counters of the spill path (kept in the published page) and the JSON summary at exit. */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -18,13 +19,16 @@ const char *const spill_reason_name[SPILL_R_COUNT] = {
 	[SPILL_R_FORK_COW] = "fork_cow",	/* a fork could not share blocks copy-on-write: the child copied */
 };
 
-/* Only the large-request path touches these, so relaxed atomics cost nothing that matters. */
-static size_t allocs, frees, bytes_live, bytes_peak, mapped_live, mapped_peak, fallbacks;
-static size_t reasons[SPILL_R_COUNT];
+/*
+ * The counters live in the published page (pub.c); only the large-request path touches
+ * them, so relaxed atomics cost nothing that matters. Updates go through spill_pub_get(),
+ * which makes the page on first use; reads take spill_pub as it is.
+ */
+#define C spill_pub_get()
 
-static void raise_peak(size_t *peak, size_t v)
+static void raise_peak(uint64_t *peak, uint64_t v)
 {
-	size_t old = __atomic_load_n(peak, __ATOMIC_RELAXED);
+	uint64_t old = __atomic_load_n(peak, __ATOMIC_RELAXED);
 	while (v > old && !__atomic_compare_exchange_n(peak, &old, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
@@ -32,83 +36,138 @@ static void raise_peak(size_t *peak, size_t v)
 /* Counts LEN against SPILL_MAX before the block exists; fails if the cap would be passed. */
 int spill_stats_claim(size_t len, size_t max)
 {
-	size_t old = __atomic_load_n(&mapped_live, __ATOMIC_RELAXED);
+	struct spill_pub *c = C;
+	uint64_t old = __atomic_load_n(&c->mapped_live, __ATOMIC_RELAXED);
 	do {
 		if (len > max || old > max - len)
 			return -1;
-	} while (!__atomic_compare_exchange_n(&mapped_live, &old, old + len, 1, __ATOMIC_RELAXED,
+	} while (!__atomic_compare_exchange_n(&c->mapped_live, &old, old + len, 1, __ATOMIC_RELAXED,
 					      __ATOMIC_RELAXED));
-	raise_peak(&mapped_peak, old + len);
+	raise_peak(&c->mapped_peak, old + len);
 	return 0;
 }
 
 void spill_stats_unclaim(size_t len)
 {
-	__atomic_fetch_sub(&mapped_live, len, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&C->mapped_live, len, __ATOMIC_RELAXED);
 }
 
 size_t spill_stats_mapped_live(void)
 {
-	return __atomic_load_n(&mapped_live, __ATOMIC_RELAXED);
+	return __atomic_load_n(&spill_pub->mapped_live, __ATOMIC_RELAXED);
 }
 
 void spill_stats_alloc(size_t size, size_t len)
 {
+	struct spill_pub *c = C;
 	(void)len;
-	__atomic_fetch_add(&allocs, 1, __ATOMIC_RELAXED);
-	raise_peak(&bytes_peak, __atomic_add_fetch(&bytes_live, size, __ATOMIC_RELAXED));
+	if (spill_unlikely(!c->base) && spill_lo) {	/* the file exists now: say where it is mapped */
+		c->span = spill_span;
+		__atomic_store_n(&c->base, spill_lo, __ATOMIC_RELEASE);
+	}
+	__atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
+	raise_peak(&c->bytes_peak, __atomic_add_fetch(&c->bytes_live, size, __ATOMIC_RELAXED));
+	spill_usage_sample(0);
 }
 
 void spill_stats_free(size_t size, size_t len)
 {
+	struct spill_pub *c = C;
 	(void)len;
-	__atomic_fetch_add(&frees, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_sub(&bytes_live, size, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&c->bytes_live, size, __ATOMIC_RELAXED);
 }
 
 void spill_stats_resize(size_t old_size, size_t old_len, size_t size, size_t len)
 {
+	struct spill_pub *c = C;
 	(void)old_len, (void)len;
 	if (size >= old_size)
-		raise_peak(&bytes_peak, __atomic_add_fetch(&bytes_live, size - old_size, __ATOMIC_RELAXED));
+		raise_peak(&c->bytes_peak, __atomic_add_fetch(&c->bytes_live, size - old_size, __ATOMIC_RELAXED));
 	else
-		__atomic_fetch_sub(&bytes_live, old_size - size, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&c->bytes_live, old_size - size, __ATOMIC_RELAXED);
+	spill_usage_sample(0);
 }
 
 void spill_stats_fallback(enum spill_reason r)
 {
-	__atomic_fetch_add(&fallbacks, 1, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&reasons[r], 1, __ATOMIC_RELAXED);
+	struct spill_pub *c = C;
+	__atomic_fetch_add(&c->fallbacks, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&c->reasons[r], 1, __ATOMIC_RELAXED);
+}
+
+/* A sample of the spilled bytes in RAM (usage.c). */
+void spill_stats_resident(uint64_t bytes)
+{
+	raise_peak(&C->resident_peak, bytes);
 }
 
 void spill_stats_reset(void)
 {
-	allocs = frees = bytes_live = bytes_peak = mapped_live = mapped_peak = fallbacks = 0;
-	memset(reasons, 0, sizeof reasons);
+	struct spill_pub *c = spill_pub;
+	c->allocs = c->frees = c->bytes_live = c->bytes_peak = c->mapped_live = c->mapped_peak = 0;
+	c->fallbacks = c->resident_peak = 0;
+	memset(c->reasons, 0, sizeof c->reasons);
 }
 
-static size_t get(size_t *v)
+static void stats_atfork_child(void)
+{
+	spill_pub_atfork_child();
+	spill_usage_start();	/* the child's summary tells the child's time */
+}
+
+/* From spill_init: the clock for elapsed_ms, and the fork handler that unshares the page. */
+void spill_stats_init(void)
+{
+	spill_usage_start();
+	pthread_atfork(NULL, NULL, stats_atfork_child);
+}
+
+static uint64_t get(uint64_t *v)
 {
 	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+/* ",\"KEY\":V", or null for a figure that is not known (V < 0). */
+static size_t put_figure(char *buf, size_t size, const char *key, long long v)
+{
+	if (v < 0)
+		return spill_format(buf, size, ",\"%s\":null", key);
+	return spill_format(buf, size, ",\"%s\":%lld", key, v);
 }
 
 /* The summary as one JSON object on one line, newline included. */
 size_t spill_stats_json(char *buf, size_t size)
 {
+	struct spill_pub *c = spill_pub;
+	struct spill_usage u;
 	size_t n = spill_format(buf, size,
-		"{\"pid\":%d,\"spilled_allocs\":%zu,\"spilled_frees\":%zu,\"spilled_bytes_live\":%zu,"
-		"\"spilled_bytes_peak\":%zu,\"mapped_bytes_peak\":%zu,\"fallbacks\":%zu,\"fallback_reasons\":{",
-		(int)getpid(), get(&allocs), get(&frees), get(&bytes_live), get(&bytes_peak),
-		get(&mapped_peak), get(&fallbacks));
+		"{\"pid\":%d,\"spilled_allocs\":%llu,\"spilled_frees\":%llu,\"spilled_bytes_live\":%llu,"
+		"\"spilled_bytes_peak\":%llu,\"mapped_bytes_peak\":%llu,\"fallbacks\":%llu,\"fallback_reasons\":{",
+		(int)getpid(), get(&c->allocs), get(&c->frees), get(&c->bytes_live), get(&c->bytes_peak),
+		get(&c->mapped_peak), get(&c->fallbacks));
 	const char *sep = "";
 	for (int r = 0; r < SPILL_R_COUNT; r++) {
-		if (!get(&reasons[r]) || n >= size)
+		if (!get(&c->reasons[r]) || n >= size)
 			continue;
-		n += spill_format(buf + n, size - n, "%s\"%s\":%zu", sep, spill_reason_name[r], get(&reasons[r]));
+		n += spill_format(buf + n, size - n, "%s\"%s\":%llu", sep, spill_reason_name[r], get(&c->reasons[r]));
 		sep = ",";
 	}
 	if (n < size)
-		n += spill_format(buf + n, size - n, "},\"threshold\":%zu,\"dir\":\"", spill_cfg.threshold);
+		n += spill_format(buf + n, size - n, "}");
+	spill_usage_totals(&u);
+	if (n < size)
+		n += put_figure(buf + n, size - n, "major_faults", u.major_faults);
+	if (n < size)
+		n += put_figure(buf + n, size - n, "disk_read_bytes", u.read_bytes);
+	if (n < size)
+		n += put_figure(buf + n, size - n, "disk_write_bytes", u.write_bytes);
+	if (n < size)
+		n += put_figure(buf + n, size - n, "resident_bytes_peak", (long long)get(&c->resident_peak));
+	if (n < size)
+		n += put_figure(buf + n, size - n, "elapsed_ms", u.elapsed_ms);
+	if (n < size)
+		n += spill_format(buf + n, size - n, ",\"threshold\":%zu,\"dir\":\"", spill_cfg.threshold);
 	/* The directory is the only free text: escape what JSON requires. */
 	for (const char *d = spill_cfg.dir; *d && n + 8 < size; d++) {
 		unsigned char c = (unsigned char)*d;
@@ -128,12 +187,13 @@ size_t spill_stats_json(char *buf, size_t size)
 /* SPILL_STATS=FILE: "%p" becomes the pid; the object is appended in one write. */
 void spill_stats_write(void)
 {
-	char json[1024], path[PATH_MAX];
+	char json[1024 + PATH_MAX], path[PATH_MAX];
 	size_t n, at = 0;
 	int fd, saved = errno;
 
 	if (spill_cfg.stats == SPILL_SINK_OFF)
 		return;
+	spill_usage_sample(1);	/* the resident peak may never have been sampled since */
 	n = spill_stats_json(json, sizeof json);
 	if (spill_cfg.stats == SPILL_SINK_STDERR) {
 		(void)!write(STDERR_FILENO, json, n);

@@ -562,6 +562,55 @@ START_TEST(test_bad_pointers)
 }
 END_TEST
 
+/* Resident spilled bytes: the pages written are seen, the summary keeps the peak, a free samples first. */
+static void resident_case(int mincore_only)
+{
+	uint64_t res, dirty;
+	unsigned char *a, *b;
+	char json[2048], *p;
+
+	setup();
+	spill_usage_no_cachestat = mincore_only;
+	a = spill_alloc(8 * MiB, 0, 0);
+	b = spill_alloc(4 * MiB, 0, 0);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_nonnull(b);
+	memset(a, 1, 8 * MiB);
+	memset(b, 2, 2 * MiB);
+	ck_assert_int_eq(spill_usage_resident(&res, &dirty), 0);
+	ck_assert_uint_ge(res, 10 * MiB);
+	ck_assert_uint_le(res, 12 * MiB);	/* live blocks only: read-ahead past them is not counted */
+	if (mincore_only) {
+		ck_assert_uint_eq(dirty, UINT64_MAX);	/* mincore cannot tell */
+	} else {
+		ck_assert_uint_ge(dirty, 10 * MiB);
+		ck_assert_uint_le(dirty, res);
+	}
+	spill_usage_start();		/* forget the rate limit: the next call samples */
+	spill_free(a);			/* ...before a's pages go */
+	spill_free(b);
+	ck_assert_int_eq(spill_usage_resident(&res, &dirty), 0);
+	ck_assert_uint_eq(res, 0);		/* no live block */
+	spill_stats_json(json, sizeof json);
+	p = strstr(json, "\"resident_bytes_peak\":");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_ge(strtoull(p + strlen("\"resident_bytes_peak\":"), NULL, 10), 10 * MiB);
+	spill_flush_kept();
+	teardown();
+}
+
+START_TEST(test_resident)
+{
+	resident_case(0);
+}
+END_TEST
+
+START_TEST(test_resident_mincore)
+{
+	resident_case(1);
+}
+END_TEST
+
 /* Four threads allocate, touch, resize and free; then every byte of the file and reservation is back. */
 #define THREADS 4
 #define ROUNDS 150
@@ -665,6 +714,8 @@ Suite *spill_suite(void)
 	tcase_add_test(core, test_realloc_from_heap_and_to_zero);
 	tcase_add_test(core, test_named_fallback);
 	tcase_add_test(core, test_threads);
+	tcase_add_test(core, test_resident);
+	tcase_add_test(core, test_resident_mincore);
 	tcase_set_timeout(core, 120);
 	suite_add_tcase(s, core);
 	tcase_add_test(limits, test_max_null);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* check_stats.c - counters, the SPILL_MAX claim, and the JSON summary (parsed back field by field). */
+/* check_stats.c - counters, the SPILL_MAX claim, the JSON summary (parsed back field by field), the published page. */
 #include <check.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,7 +18,7 @@
 /* A strict little JSON reader for the one shape the summary has: an object of numbers, strings, objects. */
 struct field {
 	char key[64];
-	int kind;		/* 'n' number, 's' string, 'o' object */
+	int kind;		/* 'n' number, 's' string, 'o' object, 'z' null */
 	unsigned long long num;
 	char str[PATH_MAX * 2];
 	struct field *sub;
@@ -99,6 +100,9 @@ static const char *parse_object(const char *p, struct field *f, int max, int *co
 			x->sub = calloc(16, sizeof *x->sub);
 			if (!(p = parse_object(p, x->sub, 16, &x->nsub)))
 				return NULL;
+		} else if (strncmp(p, "null", 4) == 0) {
+			x->kind = 'z';
+			p += 4;
 		} else if (*p >= '0' && *p <= '9') {
 			x->kind = 'n';
 			if (*p == '0' && p[1] >= '0' && p[1] <= '9')
@@ -154,8 +158,16 @@ static unsigned long long num(const char *key)
 
 static const char *const spec_fields[] = {
 	"pid", "spilled_allocs", "spilled_frees", "spilled_bytes_live", "spilled_bytes_peak",
-	"mapped_bytes_peak", "fallbacks", "fallback_reasons", "threshold", "dir",
+	"mapped_bytes_peak", "fallbacks", "fallback_reasons", "major_faults", "disk_read_bytes",
+	"disk_write_bytes", "resident_bytes_peak", "elapsed_ms", "threshold", "dir",
 };
+
+/* Figures measured outside the counters: a number, or null where the system cannot tell. */
+static int may_be_null(const char *key)
+{
+	return strcmp(key, "major_faults") == 0 || strcmp(key, "disk_read_bytes") == 0 ||
+	       strcmp(key, "disk_write_bytes") == 0 || strcmp(key, "elapsed_ms") == 0;
+}
 
 static void summary(char *buf, size_t size)
 {
@@ -163,9 +175,14 @@ static void summary(char *buf, size_t size)
 	ck_assert_uint_eq(n, strlen(buf));
 	parse_summary(buf);
 	ck_assert_int_eq(nfields, (int)(sizeof spec_fields / sizeof *spec_fields));
-	for (unsigned i = 0; i < sizeof spec_fields / sizeof *spec_fields; i++)
-		(void)get(spec_fields[i], strcmp(spec_fields[i], "dir") == 0 ? 's' :
-					  strcmp(spec_fields[i], "fallback_reasons") == 0 ? 'o' : 'n');
+	for (unsigned i = 0; i < sizeof spec_fields / sizeof *spec_fields; i++) {
+		const char *k = spec_fields[i];
+		int kind = strcmp(k, "dir") == 0 ? 's' : strcmp(k, "fallback_reasons") == 0 ? 'o' : 'n';
+		for (int j = 0; j < nfields; j++)
+			if (strcmp(fields[j].key, k) == 0 && fields[j].kind == 'z' && may_be_null(k))
+				kind = 'z';
+		(void)get(k, kind);
+	}
 }
 
 static void config_for_test(void)
@@ -193,6 +210,9 @@ START_TEST(test_empty_summary)
 	ck_assert_int_eq(get("fallback_reasons", 'o')->nsub, 0);
 	ck_assert_uint_eq(num("threshold"), 1 << 20);
 	ck_assert_str_eq(get("dir", 's')->str, "/var/tmp");
+	ck_assert_uint_eq(num("resident_bytes_peak"), 0);
+	/* reading the counters publishes nothing: no page, no descriptor */
+	ck_assert_int_eq(spill_pub_fd(), -1);
 }
 END_TEST
 
@@ -364,8 +384,13 @@ START_TEST(test_write_file)
 	char *second = strchr(buf, '\n');
 	ck_assert_ptr_nonnull(second);
 	second++;
-	ck_assert_int_eq(strncmp(buf, second, strlen(second)), 0);	/* the same line twice */
-	ck_assert_uint_eq(strlen(buf), 2 * strlen(second));
+	ck_assert_ptr_eq(strchr(second, '\n'), second + strlen(second) - 1);	/* two whole lines */
+	char first[sizeof buf];
+	memcpy(first, buf, (size_t)(second - buf));
+	first[second - buf] = '\0';
+	parse_summary(first);		/* elapsed and I/O may differ: compare the parsed counters */
+	ck_assert_uint_eq(num("spilled_allocs"), 1);
+	ck_assert_uint_eq(num("spilled_bytes_live"), 777);
 	parse_summary(second);
 	ck_assert_uint_eq(num("spilled_allocs"), 1);
 	ck_assert_uint_eq(num("spilled_bytes_live"), 777);
@@ -419,6 +444,129 @@ START_TEST(test_write_unwritable)
 }
 END_TEST
 
+/* The exit-time figures: numbers where getrusage and /proc/self/io answer; the resident peak. */
+START_TEST(test_usage_figures)
+{
+	char buf[2048];
+	unsigned long long first;
+
+	config_for_test();
+	spill_stats_init();
+	summary(buf, sizeof buf);
+	first = num("elapsed_ms");
+	(void)num("major_faults");
+	if (access("/proc/self/io", R_OK) == 0) {
+		(void)num("disk_read_bytes");
+		(void)num("disk_write_bytes");
+	}
+	spill_stats_resident(12345);
+	spill_stats_resident(100);
+	summary(buf, sizeof buf);
+	ck_assert_uint_eq(num("resident_bytes_peak"), 12345);
+	ck_assert_uint_ge(num("elapsed_ms"), first);
+}
+END_TEST
+
+static void proc_fd(char *path, size_t size, int fd)
+{
+	snprintf(path, size, "/proc/self/fd/%d", fd);
+}
+
+/*
+ * The counters are published: the page shows as /memfd:libspill in /proc, opens read-only
+ * through /proc/self/fd with magic, version, pid and the live counters, and is sealed.
+ */
+START_TEST(test_page)
+{
+	char link[64], target[256], maps[1 << 16];
+	struct spill_pub p;
+	struct stat st;
+	ssize_t n;
+	int fd, r, w;
+
+	config_for_test();
+	ck_assert_int_eq(spill_pub_fd(), -1);
+	spill_stats_alloc(5000, 8192);
+	fd = spill_pub_fd();
+	ck_assert_int_ge(fd, 3);
+	ck_assert_int_eq(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	proc_fd(link, sizeof link, fd);
+	n = readlink(link, target, sizeof target - 1);
+	ck_assert_int_gt(n, 0);
+	target[n] = '\0';
+	ck_assert_str_eq(target, "/memfd:" SPILL_PUB_NAME " (deleted)");
+	read_file("/proc/self/maps", maps, sizeof maps);
+	ck_assert_ptr_nonnull(strstr(maps, "/memfd:" SPILL_PUB_NAME " (deleted)"));
+
+	r = open(link, O_RDONLY);
+	ck_assert_int_ge(r, 0);
+	ck_assert_int_eq(pread(r, &p, sizeof p, 0), sizeof p);
+	ck_assert_int_eq(memcmp(p.magic, SPILL_PUB_MAGIC, sizeof p.magic), 0);
+	ck_assert_uint_eq(p.version, SPILL_PUB_VERSION);
+	ck_assert_uint_eq(p.size, sizeof p);
+	ck_assert_int_eq(p.pid, getpid());
+	ck_assert_uint_eq(p.reason_count, SPILL_R_COUNT);
+	ck_assert_uint_eq(p.threshold, 1 << 20);
+	ck_assert_str_eq(p.dir, "/var/tmp");
+	ck_assert_uint_eq(p.allocs, 1);
+	ck_assert_uint_eq(p.bytes_live, 5000);
+	/* a live view, not a copy */
+	spill_stats_alloc(1000, 4096);
+	spill_stats_fallback(SPILL_R_NO_SPACE);
+	ck_assert_int_eq(pread(r, &p, sizeof p, 0), sizeof p);
+	ck_assert_uint_eq(p.allocs, 2);
+	ck_assert_uint_eq(p.bytes_live, 6000);
+	ck_assert_uint_eq(p.fallbacks, 1);
+	ck_assert_uint_eq(p.reasons[SPILL_R_NO_SPACE], 1);
+	/* read-only to anyone who opens it again (root aside), and it cannot be cut short */
+	ck_assert_int_eq(fstat(r, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0400);
+	ck_assert_int_eq(fcntl(fd, F_GET_SEALS) & (F_SEAL_SHRINK | F_SEAL_GROW), F_SEAL_SHRINK | F_SEAL_GROW);
+	w = open(link, O_RDWR);
+	if (geteuid() != 0)
+		ck_assert_int_eq(w, -1);
+	if (w >= 0) {
+		ck_assert_int_ne(ftruncate(w, 0), 0);
+		close(w);
+	}
+	close(r);
+}
+END_TEST
+
+/* A fork child gets a page of its own, under the same descriptor number; the parent's is untouched. */
+START_TEST(test_page_fork)
+{
+	struct stat before;
+	int status, fd;
+	pid_t pid;
+
+	config_for_test();
+	spill_stats_init();
+	spill_stats_alloc(100, 4096);
+	fd = spill_pub_fd();
+	ck_assert_int_eq(fstat(fd, &before), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct stat st;
+		int bad = 0;
+		bad |= (spill_pub_fd() != fd) << 0;
+		bad |= (fstat(fd, &st) != 0 || st.st_ino == before.st_ino) << 1;
+		bad |= (spill_pub->pid != getpid()) << 2;
+		bad |= (spill_pub->allocs != 1 || spill_pub->bytes_live != 100) << 3;	/* inherited */
+		spill_stats_alloc(200, 4096);
+		bad |= (spill_pub->allocs != 2 || spill_pub->bytes_live != 300) << 4;
+		bad |= (fstat(fd, &st) != 0 || (st.st_mode & 0777) != 0400) << 5;
+		_exit(bad);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check bits 0x%x", WEXITSTATUS(status));
+	ck_assert_int_eq(spill_pub->pid, getpid());
+	ck_assert_uint_eq(spill_pub->allocs, 1);
+	ck_assert_uint_eq(spill_pub->bytes_live, 100);
+}
+END_TEST
+
 Suite *stats_suite(void)
 {
 	Suite *s = suite_create("stats");
@@ -430,6 +578,9 @@ Suite *stats_suite(void)
 	tcase_add_test(core, test_write_file);
 	tcase_add_test(core, test_write_stderr_and_off);
 	tcase_add_test(core, test_write_unwritable);
+	tcase_add_test(core, test_usage_figures);
+	tcase_add_test(core, test_page);
+	tcase_add_test(core, test_page_fork);
 	suite_add_tcase(s, core);
 	tcase_add_test(limits, test_claim_cap);
 	tcase_add_test(limits, test_dir_escaping);
