@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -230,6 +231,68 @@ static int cmd_spills(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * report MIB[,MIB...] PERCENT: one block per MIB (each MIB MiB + 123 bytes, so no size is a
+ * page multiple), the first PERCENT% of each written; prints what the process knows about
+ * itself (bytes asked for, blocks, resident bytes by mincore over the blocks), then holds
+ * them until stdin reaches EOF, frees them and exits.
+ */
+static int cmd_report(int argc, char **argv)
+{
+	char *list = argc > 2 ? argv[2] : "4", *save = NULL, line[64];
+	int percent = argc > 3 ? atoi(argv[3]) : 100, n = 0;
+	void *blocks[64];
+	size_t sizes[64], live = 0, resident = 0, page = (size_t)sysconf(_SC_PAGESIZE);
+
+	for (char *s = strtok_r(list, ",", &save); s && n < 64; s = strtok_r(NULL, ",", &save)) {
+		size_t bytes = strtoul(s, NULL, 0) * MIB + 123;
+		char *p = malloc(bytes);
+		if (!p || is_spilled(p) != 1)
+			return printf("FAILED: block %d (%zu bytes) %s\n", n, bytes, p ? "not spilled" : "malloc"), 1;
+		memset(p, 0x5a, bytes * (size_t)percent / 100);
+		blocks[n] = p;
+		sizes[n++] = bytes;
+		live += bytes;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t len = (sizes[i] + page - 1) / page;
+		unsigned char *vec = malloc(len);
+		if (!vec || mincore(blocks[i], sizes[i], vec))
+			return puts("FAILED: mincore"), 1;
+		for (size_t k = 0; k < len; k++)
+			resident += (vec[k] & 1) * page;
+		free(vec);
+	}
+	printf("pid=%d live=%zu blocks=%d resident=%zu\n", (int)getpid(), live, n, resident);
+	fflush(stdout);
+	while (fgets(line, sizeof line, stdin))
+		;
+	for (int i = 0; i < n; i++)
+		free(blocks[i]);
+	return 0;
+}
+
+/* zombie MIB: a child spills MIB MiB and waits; the parent never reaps it, and exits at EOF on stdin. */
+static int cmd_zombie(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 4) * MIB;
+	char line[64];
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char *p = malloc(bytes);
+		if (p)
+			memset(p, 1, bytes);
+		for (;;)
+			pause();
+	}
+	printf("child=%d\n", (int)pid);
+	fflush(stdout);
+	while (fgets(line, sizeof line, stdin))
+		;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -245,6 +308,11 @@ int main(int argc, char **argv)
 		return cmd_exit_child(argc, argv);
 	if (!strcmp(cmd, "spills"))
 		return cmd_spills(argc, argv);
-	fprintf(stderr, "usage: spillprobe fill COUNT MIB | hold MIB | fds | exit-child MIB SECONDS | spills MIB\n");
+	if (!strcmp(cmd, "report"))
+		return cmd_report(argc, argv);
+	if (!strcmp(cmd, "zombie"))
+		return cmd_zombie(argc, argv);
+	fprintf(stderr, "usage: spillprobe fill COUNT MIB | hold MIB | fds | exit-child MIB SECONDS | spills MIB"
+		" | report MIB[,MIB...] PERCENT | zombie MIB\n");
 	return 2;
 }
