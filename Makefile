@@ -40,7 +40,7 @@ CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck)
 FFI_CFLAGS   := $(shell pkg-config --cflags libffi 2>/dev/null)
 FFI_LIBS     := $(shell pkg-config --libs libffi 2>/dev/null || echo -lffi)
 
-all: $(B)/libspill.so $(B)/spill
+all: $(B)/libspill.so $(B)/spill $(B)/libspill/spillmon
 
 $(B)/obj/%.o: shim/%.c shim/*.h
 	@mkdir -p $(@D)
@@ -49,6 +49,13 @@ $(B)/obj/%.o: shim/%.c shim/*.h
 $(B)/libspill.so: $(SHIM_OBJ) shim/exports.map
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,--version-script=shim/exports.map -Wl,-z,now \
 		-o $@ $(SHIM_OBJ) -ldl -lpthread
+
+# spill top, spill --trace and spill plot run this helper; the wrapper looks for it in
+# LIBDIR/libspill/, as installed, and in the build tree.
+TOOL_SRC := $(wildcard tools/*.c)
+$(B)/libspill/spillmon: $(TOOL_SRC) tools/*.h shim/pub.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) -lm
 
 # The wrapper found in the build tree points at the build tree's library.
 $(B)/spill: scripts/spill
@@ -115,6 +122,7 @@ bench: all $(PROG_BIN) $(BENCH_BIN)
 
 install: all
 	install -D -m 0755 $(B)/libspill.so $(DESTDIR)$(LIBDIR)/libspill.so
+	install -D -m 0755 $(B)/libspill/spillmon $(DESTDIR)$(LIBDIR)/libspill/spillmon
 	sed -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' scripts/spill > $(B)/spill.install
 	install -D -m 0755 $(B)/spill.install $(DESTDIR)$(BINDIR)/spill
 	install -D -m 0644 docs/spill.1 $(DESTDIR)$(MANDIR)/man1/spill.1
@@ -122,7 +130,9 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libspill.so $(DESTDIR)$(BINDIR)/spill \
-		$(DESTDIR)$(MANDIR)/man1/spill.1 $(DESTDIR)$(MANDIR)/man7/libspill.7
+		$(DESTDIR)$(MANDIR)/man1/spill.1 $(DESTDIR)$(MANDIR)/man7/libspill.7 \
+		$(DESTDIR)$(LIBDIR)/libspill/spillmon
+	-rmdir $(DESTDIR)$(LIBDIR)/libspill 2>/dev/null
 
 clean:
 	rm -rf $(B)

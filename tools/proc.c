@@ -87,6 +87,7 @@ static void read_stat(struct proc *p)
 		return;
 	/* field k of stat(5) is f[k - 4] */
 	p->ppid = (pid_t)f[0];
+	p->exiting = (f[5] & 0x4) != 0;		/* PF_EXITING: its mm and cgroup are going */
 	p->majflt = (long long)f[8];
 	long tck = sysconf(_SC_CLK_TCK);
 	if (tck > 0)

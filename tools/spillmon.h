@@ -24,6 +24,7 @@ struct proc {
 	pid_t pid, ppid;
 	char comm[64];
 	char state;			/* from /proc/PID/stat; 'Z' for a zombie */
+	int exiting;			/* on its way out: v1 shows it in the root cgroup already */
 	int lib;			/* libspill is mapped (or its counter page is) */
 	int page;			/* the counter page was read */
 	struct spill_pub pub;
