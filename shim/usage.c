@@ -17,7 +17,7 @@
 struct cachestat_range { uint64_t off, len; };
 struct cachestat { uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted; };
 
-#define MIN_GAP_NS 100000000ll	/* at most ten samples a second... */
+#define MIN_GAP_NS 1000000ll	/* at most a thousand samples a second... */
 #define COST_FACTOR 100		/* ...and never more than 1% of the time */
 
 int spill_usage_no_cachestat;	/* set when cachestat() is missing; a test hook too */
