@@ -296,8 +296,7 @@ int plot_main(int argc, char **argv)
 			else
 				pending_title = argv[++i];
 		} else if (a[0] == '-' && a[1]) {
-			say("error: unknown option %s (or it needs a value)", a);
-			fprintf(stderr, "%s\n", usage_line);
+			say("error: unknown option %s, or it needs a value (spill plot --help)", a);
 			free(tr);
 			return 2;
 		} else {
@@ -307,8 +306,7 @@ int plot_main(int argc, char **argv)
 		}
 	}
 	if (!n) {
-		say("error: no trace given");
-		fprintf(stderr, "%s\n", usage_line);
+		say("error: no trace given (%s)", usage_line);
 		free(tr);
 		return 2;
 	}

@@ -38,11 +38,22 @@ static int maps_line(char *line, void *ctx)
 		p->page_hi = hi;
 	} else if (strncmp(base_name(path), "libspill", 8) == 0 && strstr(base_name(path), ".so")) {
 		p->lib = 1;
-	} else if (perms[3] == 's' && p->nshared < (int)(sizeof p->shared / sizeof *p->shared) &&
-		   strstr(path, " (deleted)")) {
-		p->shared[p->nshared].lo = lo;
-		p->shared[p->nshared].hi = hi;
-		p->shared[p->nshared++].ino = ino;
+	} else if (perms[3] == 's' && strstr(path, " (deleted)")) {
+		if (p->nshared < (int)(sizeof p->shared / sizeof *p->shared)) {
+			p->shared[p->nshared].lo = lo;
+			p->shared[p->nshared].hi = hi;
+			p->shared[p->nshared++].ino = ino;
+		}
+		/* Without a page (a library too old to publish one), guess: the largest mapping
+		 * of an O_TMPFILE file ("DIR/#INODE") or of our named fallback. */
+		const char *b = base_name(path);
+		if ((b[0] == '#' || strncmp(b, ".libspill-", 10) == 0) && b > path &&
+		    hi - lo > p->guess_hi - p->guess_lo) {
+			p->guess_lo = lo;
+			p->guess_hi = hi;
+			p->guess_ino = ino;
+			snprintf(p->dir, sizeof p->dir, "%.*s", (int)(b - 1 - path), path);
+		}
 	}
 	return 0;
 }
@@ -159,7 +170,7 @@ static void dir_figures(struct proc *p)
 	struct statvfs sv;
 	struct statfs sf;
 
-	snprintf(path, sizeof path, "/proc/%d/root%s", (int)p->pid, p->pub.dir);
+	snprintf(path, sizeof path, "/proc/%d/root%s", (int)p->pid, p->dir);
 	if (stat(path, &st) || statvfs(path, &sv))
 		return;
 	p->fs_ok = 1;
@@ -298,17 +309,30 @@ void proc_details(struct proc *p)
 		snprintf(path, sizeof path, "/proc/%d/map_files/%lx-%lx", (int)p->pid, p->page_lo, p->page_hi);
 		read_page(p, path);
 	}
-	if (!p->page)
+	unsigned long base = 0, hi = 0, ino = 0;
+	if (p->page) {
+		/* the spill mapping starts at the base the page names */
+		snprintf(p->dir, sizeof p->dir, "%s", p->pub.dir);
+		base = (unsigned long)p->pub.base;
+		for (int i = 0; base && i < p->nshared; i++)
+			if (p->shared[i].lo == base) {
+				hi = p->shared[i].hi;
+				ino = p->shared[i].ino;
+				p->spilling = 1;
+			}
+	} else if (p->guess_hi) {
+		base = p->guess_lo;
+		hi = p->guess_hi;
+		ino = p->guess_ino;
+		p->spilling = 1;
+	} else if (!p->page_hi && p->state != 'Z') {
+		/* no page and no spill file: it has never made a large request */
+		p->idle = 1;
+		p->res = p->dirty = p->disk = 0;
 		return;
-
-	/* The spill mapping starts at the base the page names. */
-	unsigned long base = (unsigned long)p->pub.base, hi = 0, ino = 0;
-	for (int i = 0; base && i < p->nshared; i++)
-		if (p->shared[i].lo == base) {
-			hi = p->shared[i].hi;
-			ino = p->shared[i].ino;
-			p->spilling = 1;
-		}
+	} else {
+		return;
+	}
 	if (!p->spilling) {
 		if (!base)	/* nothing spilled yet: the figures are zero, not unknown */
 			p->res = p->dirty = p->disk = 0;

@@ -27,11 +27,14 @@ struct proc {
 	int exiting;			/* on its way out: v1 shows it in the root cgroup already */
 	int lib;			/* libspill is mapped (or its counter page is) */
 	int page;			/* the counter page was read */
+	int idle;			/* no counter page at all: it never spilled, its counters are 0 */
 	struct spill_pub pub;
 	unsigned long page_lo, page_hi;	/* the counter page's mapping */
 	int nshared;			/* shared mappings of deleted files: the spill mapping is one */
 	struct { unsigned long lo, hi, ino; } shared[8];
 	int spilling;			/* the spill mapping was found */
+	unsigned long guess_lo, guess_hi, guess_ino;	/* without a page: the likeliest spill mapping */
+	char dir[PATH_MAX];		/* SPILL_DIR: from the page, else from the spill file's path; "" */
 	long long res, dirty;		/* spilled bytes in RAM, and dirty */
 	const char *res_source;		/* "cachestat", "smaps" or NULL: where res and dirty come from */
 	long long disk;			/* disk blocks of the spill file, in bytes */

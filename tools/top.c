@@ -31,12 +31,12 @@ static void help(void)
 	       "Interactive: q quits. Figures that cannot be read show as \"-\" (null in JSON).\n", usage_line);
 }
 
-/* One line saying what is wrong, the usage line, and exit status 2. */
+/* One line saying what is wrong, and exit status 2. */
 static int usage_error(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "%s: error: ", prog);
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n%s\n", usage_line);
+	fprintf(stderr, " (spill top --help)\n");
 	return 2;
 }
 
@@ -151,6 +151,17 @@ static void json_limit(long long v)
 		json_num("cgroup_limit_bytes", v);
 }
 
+/* The counters of the page; 0 for a process that never made one, unknown when it cannot be read. */
+static long long live(const struct proc *p)
+{
+	return p->page ? (long long)p->pub.bytes_live : p->idle ? 0 : UNKNOWN;
+}
+
+static long long fallbacks(const struct proc *p)
+{
+	return p->page ? (long long)p->pub.fallbacks : p->idle ? 0 : UNKNOWN;
+}
+
 /* Sums of the figures the rows know; a total is unknown only when no row knows it. */
 struct totals {
 	long long live, disk, res, dirty, fallbacks;
@@ -174,8 +185,8 @@ static struct totals total(const struct row *rows, size_t n)
 	struct totals t = { UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, -1, -1, -1 };
 	for (size_t i = 0; i < n; i++) {
 		const struct proc *p = &rows[i].p;
-		add(&t.live, p->page ? (long long)p->pub.bytes_live : UNKNOWN);
-		add(&t.fallbacks, p->page ? (long long)p->pub.fallbacks : UNKNOWN);
+		add(&t.live, live(p));
+		add(&t.fallbacks, fallbacks(p));
 		add(&t.disk, p->disk);
 		add(&t.res, p->res);
 		add(&t.dirty, p->dirty);
@@ -222,14 +233,14 @@ static void show_json(const struct row *rows, size_t n, int unreadable, double i
 		printf("%s{\"pid\":%d,\"program\":", i ? "," : "", (int)p->pid);
 		json_str(p->comm);
 		printf(",\"dir\":");
-		if (p->page)
-			json_str(p->pub.dir);
+		if (p->dir[0])
+			json_str(p->dir);
 		else
 			printf("null");
-		json_num("spilled_bytes_live", p->page ? (long long)p->pub.bytes_live : UNKNOWN);
-		json_num("spilled_bytes_peak", p->page ? (long long)p->pub.bytes_peak : UNKNOWN);
-		json_num("spilled_allocs", p->page ? (long long)p->pub.allocs : UNKNOWN);
-		json_num("fallbacks", p->page ? (long long)p->pub.fallbacks : UNKNOWN);
+		json_num("spilled_bytes_live", live(p));
+		json_num("spilled_bytes_peak", p->page ? (long long)p->pub.bytes_peak : p->idle ? 0 : UNKNOWN);
+		json_num("spilled_allocs", p->page ? (long long)p->pub.allocs : p->idle ? 0 : UNKNOWN);
+		json_num("fallbacks", fallbacks(p));
 		json_num("disk_bytes", p->disk);
 		json_num("resident_bytes", p->res);
 		json_num("dirty_bytes", p->dirty);
@@ -258,7 +269,7 @@ static void show_json(const struct row *rows, size_t n, int unreadable, double i
 	printf("},\"partitions\":[");
 	for (size_t i = 0; i < np; i++) {
 		printf("%s{\"dir\":", i ? "," : "");
-		json_str(parts[i]->pub.dir);
+		json_str(parts[i]->dir);
 		printf(",\"fs\":\"%s\",\"avail_bytes\":%llu,\"total_bytes\":%llu}", fs_name(parts[i]->fs_type),
 		       parts[i]->fs_avail, parts[i]->fs_total);
 	}
@@ -311,12 +322,12 @@ static void show_text(const struct row *rows, size_t n, int unreadable, double i
 	for (size_t i = 0; i < n; i++) {
 		const struct proc *p = &rows[i].p;
 		char fb[24] = "-";
-		if (p->page)
-			snprintf(fb, sizeof fb, "%llu", (unsigned long long)p->pub.fallbacks);
+		if (fallbacks(p) >= 0)
+			snprintf(fb, sizeof fb, "%lld", fallbacks(p));
 		printf("%7d %-15.15s %7s %7s %7s %7s %8s %7s %7s %6s %15s  %s\n", (int)p->pid, p->comm,
-		       H(0, p->page ? (long long)p->pub.bytes_live : UNKNOWN), H(1, p->disk), H(2, p->res), H(3, p->dirty),
+		       H(0, live(p)), H(1, p->disk), H(2, p->res), H(3, p->dirty),
 		       hrate(rb[0], rows[i].flt_s), hrate(rb[1], rows[i].rd_s), hrate(rb[2], rows[i].wr_s), fb,
-		       cgroup_text(cg, sizeof cg, &p->cg), p->page ? p->pub.dir : "-");
+		       cgroup_text(cg, sizeof cg, &p->cg), p->dir[0] ? p->dir : "-");
 	}
 	char fb[24] = "-";
 	if (t.fallbacks >= 0)
@@ -324,7 +335,7 @@ static void show_text(const struct row *rows, size_t n, int unreadable, double i
 	printf("%7s %-15s %7s %7s %7s %7s %8s %7s %7s %6s\n", "", "TOTAL", H(0, t.live), H(1, t.disk), H(2, t.res),
 	       H(3, t.dirty), hrate(rb[0], t.flt_s), hrate(rb[1], t.rd_s), hrate(rb[2], t.wr_s), fb);
 	for (size_t i = 0; i < np; i++)
-		printf("free on %s (%s): %s of %s\n", parts[i]->pub.dir, fs_name(parts[i]->fs_type),
+		printf("free on %s (%s): %s of %s\n", parts[i]->dir, fs_name(parts[i]->fs_type),
 		       H(0, (long long)parts[i]->fs_avail), H(1, (long long)parts[i]->fs_total));
 	if (!screen && interval > 0)
 		putchar('\n');
