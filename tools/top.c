@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -268,10 +269,25 @@ static void show_json(const struct row *rows, size_t n, int unreadable, double i
 	json_rate("write_bytes_per_s", t.wr_s);
 	printf("},\"partitions\":[");
 	for (size_t i = 0; i < np; i++) {
-		printf("%s{\"dir\":", i ? "," : "");
-		json_str(parts[i]->dir);
-		printf(",\"fs\":\"%s\",\"avail_bytes\":%llu,\"total_bytes\":%llu}", fs_name(parts[i]->fs_type),
+		printf("%s{\"device\":\"%u:%u\",\"fs\":\"%s\",\"avail_bytes\":%llu,\"total_bytes\":%llu,\"dirs\":[",
+		       i ? "," : "", major(parts[i]->fs_dev), minor(parts[i]->fs_dev), fs_name(parts[i]->fs_type),
 		       parts[i]->fs_avail, parts[i]->fs_total);
+		/* every SPILL_DIR on it, once */
+		const char *sep = "";
+		for (size_t r = 0; r < n; r++) {
+			const struct proc *p = &rows[r].p, *q = NULL;
+			if (!p->fs_ok || p->fs_dev != parts[i]->fs_dev || !p->dir[0])
+				continue;
+			for (size_t e = 0; e < r && !q; e++)
+				if (rows[e].p.fs_ok && rows[e].p.fs_dev == p->fs_dev && strcmp(rows[e].p.dir, p->dir) == 0)
+					q = &rows[e].p;
+			if (q)
+				continue;
+			printf("%s", sep);
+			json_str(p->dir);
+			sep = ",";
+		}
+		printf("]}");
 	}
 	printf("],\"unreadable\":%d}\n", unreadable);
 	free(parts);

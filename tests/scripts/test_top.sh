@@ -112,10 +112,10 @@ v = json.load(open("top.json"))
 t, ps = v["totals"], v["processes"]
 assert t["processes"] == len(ps) >= 2, t
 assert t["spilled_bytes_live"] >= sum(p["spilled_bytes_live"] or 0 for p in ps if p["program"] == "spillprobe")
-parts = [x for x in v["partitions"] if x["dir"].endswith("/spill")]
+parts = [x for x in v["partitions"] if sys.argv[1] in x["dirs"]]
 assert len(parts) == 1 and 0 < parts[0]["avail_bytes"] <= parts[0]["total_bytes"], v["partitions"]
 assert isinstance(v["unreadable"], int)
-' 2>err; then
+' "$dir" 2>err; then
 	pass "totals and the spill partition's free space"
 else
 	fail "totals or partitions: $(tail -n 1 err)"
@@ -130,7 +130,7 @@ rc=$?
 cat text.out
 if [ $rc = 0 ] && grep -q "^ *$pid_a spillprobe " text.out && grep -q "^ *$pid_b spillprobe " text.out &&
 	grep -q 'PID PROGRAM .*LIVE .*DISK .*RES .*DIRTY .*MAJFLT/s .*READ/s .*WRITE/s' text.out &&
-	grep -q '^ *TOTAL ' text.out && grep -q "^free on $dir " text.out; then
+	grep -q '^ *TOTAL ' text.out && grep -q "^free on $dir " text.out; then	# -p: no other process
 	pass "the text view: header, both rows, TOTAL, free space"
 else
 	fail "the text view (exit $rc)"
