@@ -12,7 +12,7 @@
 
 #include "spillmon.h"
 
-static const char usage_line[] = "usage: spillmon trace -o FILE [-i MS] (-p PID | -- COMMAND [ARGS...])";
+static const char usage_line[] = "usage: spillmon trace -o FILE [-i MS] (-p PID | -- COMMAND [ARGS...] | --check)";
 
 /* The columns, in order; spill plot finds them by these names. */
 static const char header[] = "time_s\trss_bytes\tspilled_resident_bytes\tspilled_dirty_bytes\tdisk_used_bytes"
@@ -163,13 +163,15 @@ int trace_main(int argc, char **argv)
 	const char *file = NULL;
 	double interval = 0.1;
 	pid_t root = 0, child = 0;
-	int i, out, status = 0;
+	int i, out, status = 0, check = 0;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--") == 0) {
 			i++;
 			break;
+		} else if (strcmp(a, "--check") == 0) {
+			check = 1;	/* write the header and stop: can FILE be written at all? */
 		} else if (strcmp(a, "-o") == 0 && i + 1 < argc) {
 			file = argv[++i];
 		} else if (strcmp(a, "-i") == 0 && i + 1 < argc) {
@@ -184,17 +186,19 @@ int trace_main(int argc, char **argv)
 			return usage_error("unknown argument", a);
 		}
 	}
-	if (!file || (!root) == (i >= argc))
+	if (!file || (!check && (!root) == (i >= argc)))
 		return usage_error("give -o FILE, and either -p PID or -- COMMAND", NULL);
 	out = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (out < 0) {
 		say("error: cannot write the trace file \"%s\": %s", file, strerror(errno));
 		return 2;
 	}
-	if (write(out, header, sizeof header - 1) != (ssize_t)sizeof header - 1) {
-		say("error: cannot write the trace file \"%s\": %s", file, strerror(errno));
+	if (write(out, header, sizeof header - 1) != (ssize_t)sizeof header - 1 || (check && close(out))) {
+		say("error: cannot write the trace file \"%s\": %s", file, strerror(errno ? errno : EIO));
 		return 2;
 	}
+	if (check)
+		return 0;
 
 	/* A signal ignored by whoever started us stays ignored: the wrapper's ^C is the command's. */
 	struct sigaction sa = { .sa_handler = on_signal }, sc = { .sa_handler = on_child }, old;
