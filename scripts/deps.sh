@@ -3,7 +3,8 @@
 # installs what is missing (apt-get update first); otherwise it names the packages and fails.
 set -u
 packages=(build-essential g++ make pkg-config check libffi-dev python3 python3-numpy
-	mandoc groff-base man-db clang libclang-rt-14-dev e2fsprogs util-linux procps bindfs fuse3)
+	mandoc groff-base man-db clang libclang-rt-14-dev e2fsprogs util-linux procps bindfs fuse3
+	gnuplot-nox)
 
 missing() {
 	local p
