@@ -13,6 +13,7 @@
 #   DEMO_THRESHOLD  SPILL_THRESHOLD for the libspill run [64M; 1M when the batch is smaller]
 #   DEMO_SEED       sensor seed [1]
 #   DEMO_DIR        where the fresh spill directory is made (disk, not tmpfs) [/var/tmp]
+#   DEMO_PLOT       the picture of both runs over time (spill plot) [build/demo.png]
 # Exit status: 0 when the libspill run finished with the same results; 1 otherwise; 2 usage.
 set -u
 
@@ -20,7 +21,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build=${SPILL_BUILD:-$here/build}
 sensor=$build/programs/sensor
 lib=$build/libspill.so
+mon=$build/libspill/spillmon
 memcap=$here/scripts/memcap
+plot=${DEMO_PLOT:-$build/demo.png}
 chunk_mib=16	# the reference run streams each batch through a buffer this big
 
 batch_mib=${DEMO_BATCH_MIB:-1024}
@@ -82,14 +85,23 @@ else
 	fi
 fi
 
+# Both runs are traced every 100 ms (spillmon trace, what spill --trace runs) for the plot.
+plain_cmd=() traced=0
+if [ -x "$mon" ] && "$mon" trace --check -o "$work/probe.tsv" 2>/dev/null; then
+	plain_cmd=("$mon" trace -o "$work/plain.tsv" --)
+	traced=1
+fi
 # Prefer the wrapper; fall back to LD_PRELOAD when it is missing or does not work.
 if [ -x "$build/spill" ] &&
    "$build/spill" -t "$threshold" -d "$spill_dir" --stats="$work/probe.json" -- true 2>"$work/probe.err"; then
-	spill_cmd=("$build/spill" -t "$threshold" -d "$spill_dir" --stats="$stats" --)
+	spill_cmd=("$build/spill" -t "$threshold" -d "$spill_dir" --stats="$stats")
+	[ $traced = 0 ] || spill_cmd+=(--trace "$work/spill.tsv")
+	spill_cmd+=(--)
 	spill_how="build/spill -t $threshold -d DIR --stats=FILE"
 else
 	spill_cmd=(env "LD_PRELOAD=$lib${LD_PRELOAD:+ $LD_PRELOAD}" "SPILL_THRESHOLD=$threshold"
 		"SPILL_DIR=$spill_dir" "SPILL_STATS=$stats")
+	[ $traced = 0 ] || spill_cmd=("$mon" trace -o "$work/spill.tsv" -- "${spill_cmd[@]}")
 	spill_how="LD_PRELOAD=build/libspill.so SPILL_THRESHOLD=$threshold"
 fi
 
@@ -156,7 +168,7 @@ echo "libspill: $spill_how (spill files in a fresh directory under ${DEMO_DIR:-/
 echo
 
 printf '%-40s' "running plain malloc ..."
-run plain "$sensor" "${sensor_args[@]}"
+run plain "${plain_cmd[@]+"${plain_cmd[@]}"}" "$sensor" "${sensor_args[@]}"
 p_status=$status p_elapsed=$elapsed p_peak=$peak p_outcome=$(outcome) p_rss=$(maxrss plain)
 echo "$p_outcome, $p_elapsed s"
 
@@ -180,12 +192,23 @@ if [ "$p_status" != 0 ] || [ -z "$(checksum plain)" ]; then
 	echo "$(outcome), $elapsed s"
 fi
 
-spilled_peak=- spilled_allocs=-
-if [ -s "$stats" ]; then
-	spilled_peak=$(grep -o '"spilled_bytes_peak":[0-9]*' "$stats" | cut -d: -f2)
-	spilled_allocs=$(grep -o '"spilled_allocs":[0-9]*' "$stats" | cut -d: -f2)
-	spilled_peak=$(mib "${spilled_peak:--}") spilled_allocs=${spilled_allocs:--}
-fi
+# stat KEY: a number from libspill's SPILL_STATS line, or "-".
+stat() {
+	local v
+	v=$(grep -o "\"$1\":[0-9]*" "$stats" 2>/dev/null | head -n 1 | cut -d: -f2)
+	echo "${v:--}"
+}
+spilled_peak=$(mib "$(stat spilled_bytes_peak)") spilled_allocs=$(stat spilled_allocs)
+s_res=$(mib "$(stat resident_bytes_peak)") s_flt=$(stat major_faults)
+s_read=$(mib "$(stat disk_read_bytes)") s_write=$(mib "$(stat disk_write_bytes)")
+
+# traced NAME COLUMN: the last value of COLUMN (1-based) in the run's trace, or "-".
+traced() {
+	local v
+	v=$(tail -n 1 "$work/$1.tsv" 2>/dev/null | cut -f "$2")
+	[[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo -
+}
+p_flt=$(traced plain 8) p_read=$(mib "$(traced plain 9)") p_write=$(mib "$(traced plain 10)")
 
 p_sum=$(checksum plain) s_sum=$(checksum spill) r_sum=$(checksum "$ref")
 peak_label="peak memory (cgroup)"
@@ -204,7 +227,11 @@ row "batches analysed" "$(grep -c '^batch ' "$work/plain.out") of $batches" \
 row "$peak_label" "$(mib "${p_peak:--}")" "$(mib "${s_peak:--}")"
 [ $capped = 0 ] || row "sensor max RSS" "$p_rss" "$s_rss"
 row "spilled peak" "-" "$spilled_peak"
+row "spilled peak in RAM" "-" "$s_res"
 row "spilled allocations" "-" "$spilled_allocs"
+row "major faults" "$p_flt" "$s_flt"
+row "read from disk" "$p_read" "$s_read"
+row "written to disk" "$p_write" "$s_write"
 row "elapsed" "$p_elapsed s" "$s_elapsed s"
 row "result checksum" "${p_sum:--}" "${s_sum:--}"
 [ $ref = plain ] || row "reference checksum" "${r_sum:--}" "(same batches, streamed)"
@@ -224,6 +251,16 @@ else
 	rc=1
 fi
 [ -z "$ref_why" ] || echo "  $ref_why"
+echo "Faults and disk traffic: libspill's from its SPILL_STATS summary, plain malloc's from its trace"
+echo "(the process's own counters; \"written\" is page cache it dirtied that was not dropped unwritten)."
+if [ $traced = 0 ]; then
+	echo "plot: none ($mon is missing; run 'make demo')"
+elif "$mon" plot -o "$plot" -t "plain malloc: $p_outcome" "$work/plain.tsv" \
+	-t "libspill: $s_outcome" "$work/spill.tsv" >/dev/null 2>"$work/plot.err"; then
+	echo "plot: $plot (memory over time with the cap, and disk traffic; both runs side by side)"
+else
+	echo "plot: none ($(head -n 1 "$work/plot.err"))"
+fi
 if [ ! -s "$stats" ]; then
 	echo "libspill wrote no SPILL_STATS summary: was it loaded at all?"
 	rc=1

@@ -120,9 +120,8 @@ static int load(struct trace *tr)
 		say("error: cannot read %s: %s", tr->file, strerror(errno));
 		goto out;
 	}
-	if (tr->rows < 2) {
-		say("error: %s has %s: nothing to draw over time", tr->file,
-		    tr->rows ? "one sample only" : "no samples (the command ended before the first one)");
+	if (!tr->rows) {
+		say("error: %s has no samples (the command ended before the first one)", tr->file);
 		goto out;
 	}
 	rc = 0;
@@ -218,7 +217,8 @@ static void script(FILE *f, struct trace *tr, int n, const char *png, double mem
 				continue;
 			fprintf(f, "%s", sep);
 			quoted(f, d);
-			fprintf(f, " using 1:%d with lines %s title \"%s\"", s[k].col, s[k].style, s[k].what);
+			fprintf(f, " using 1:%d with %s %s title \"%s\"", s[k].col, tr[i].rows < 3 ? "linespoints pt 7" : "lines",
+				s[k].style, s[k].what);
 			sep = ", \\\n     ";
 		}
 		fputc('\n', f);
@@ -279,6 +279,7 @@ int plot_main(int argc, char **argv)
 	const char *out = NULL, *pending_title = NULL;
 	struct trace *tr = calloc((size_t)argc, sizeof *tr);
 	int n = 0, rc = 1;
+	size_t most = 0;
 	char dir[PATH_MAX], png_tmp[PATH_MAX + 16], path[PATH_MAX + 32] = "", *def = NULL;
 	double mem_max = 0, io_max = 0, flt_max = 0, t_max = 0;
 
@@ -319,6 +320,13 @@ int plot_main(int argc, char **argv)
 		}
 		if (tr[i].v[tr[i].rows - 1][T] > t_max)
 			t_max = tr[i].v[tr[i].rows - 1][T];
+		if (tr[i].rows > most)
+			most = tr[i].rows;
+	}
+	/* A run killed at once may have one sample beside a longer one; alone it draws nothing. */
+	if (most < 2) {
+		say("error: %s has one sample only: nothing to draw over time", tr[0].file);
+		goto out;
 	}
 	if (!out) {
 		size_t len = strlen(tr[0].file);
