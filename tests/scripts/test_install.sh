@@ -55,6 +55,9 @@ rc=$?
 line=$(cat "$TEST_TMP"/s.*.json 2>/dev/null)
 [[ $line =~ \"spilled_allocs\":([1-9][0-9]*) ]] && pass "installed library spilled (${BASH_REMATCH[1]})" ||
 	fail "no spills from the installed library: \"$line\""
+out=$("$spill" top --once -p "$$" 2>&1)
+[ $? = 1 ] && [[ $out == *"does not have libspill loaded"* ]] &&
+	pass "installed spill top runs its helper from LIBDIR/libspill" || fail "installed spill top: \"$out\""
 # the substituted LIBDIR alone finds the library, with no ../lib beside the wrapper
 mkdir -p elsewhere/bin
 cp "$spill" elsewhere/bin/spill
@@ -65,7 +68,8 @@ make -s -C "$SPILL_SRC" uninstall PREFIX="$prefix" >/dev/null 2>&1 || fail "make
 
 # --- DESTDIR staging ----------------------------------------------------------------------------
 root=$TEST_TMP/root
-files=(usr/lib/libspill.so usr/bin/spill usr/share/man/man1/spill.1 usr/share/man/man7/libspill.7)
+files=(usr/lib/libspill.so usr/lib/libspill/spillmon usr/bin/spill usr/share/man/man1/spill.1
+	usr/share/man/man7/libspill.7)
 make -s -C "$SPILL_SRC" install DESTDIR="$root" PREFIX=/usr >make-destdir.log 2>&1 ||
 	{ cat make-destdir.log; echo "make install DESTDIR=$root failed"; exit 1; }
 for f in "${files[@]}"; do
@@ -92,6 +96,7 @@ make -s -C "$SPILL_SRC" uninstall DESTDIR="$root" PREFIX=/usr >/dev/null 2>&1 ||
 for f in "${files[@]}"; do
 	[ ! -e "$root/$f" ] && pass "uninstall removed $f" || fail "uninstall left $f"
 done
+[ ! -e "$root/usr/lib/libspill" ] && pass "uninstall removed usr/lib/libspill/" || fail "uninstall left usr/lib/libspill/"
 
 echo "$fails failed"
 [ $fails = 0 ]
