@@ -35,6 +35,7 @@ static void fill_header(struct spill_pub *p)
 	p->version = SPILL_PUB_VERSION;
 	p->size = sizeof *p;
 	p->pid = (int32_t)getpid();
+	p->fd = spill_file.fd;
 	p->reason_count = SPILL_R_COUNT;
 	p->threshold = spill_cfg.threshold;
 	spill_format(p->dir, sizeof p->dir, "%s", spill_cfg.dir);
@@ -114,6 +115,7 @@ void spill_pub_atfork_child(void)
 	}
 	if (s != 2 || spill_pub == &local) {
 		local.pid = (int32_t)getpid();
+		local.fd = spill_file.fd;
 		return;
 	}
 	struct stat st;
@@ -132,6 +134,7 @@ void spill_pub_atfork_child(void)
 		if (fstat(page_fd, &st) == 0)
 			page_dev = st.st_dev, page_ino = st.st_ino;
 		spill_pub->pid = (int32_t)getpid();
+		spill_pub->fd = spill_file.fd;	/* copy: a file of its own; cow, drop: none yet */
 		return;
 	}
 	if (fd >= 0)
@@ -142,5 +145,6 @@ void spill_pub_atfork_child(void)
 		close(page_fd);
 	page_fd = -1;
 	local.pid = (int32_t)getpid();
+	local.fd = spill_file.fd;
 	spill_pub = &local;
 }

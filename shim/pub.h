@@ -24,9 +24,10 @@ struct spill_pub {
 	uint32_t version;		/* SPILL_PUB_VERSION */
 	uint32_t size;			/* sizeof(struct spill_pub) of the writer */
 	int32_t pid;			/* the owner; a fork child gets a page of its own */
-	uint32_t reason_count;		/* entries of reasons[] in use */
-	uint64_t base, span;		/* the spill mapping; 0 until the file exists */
+	int32_t fd;			/* the descriptor of its own spill file; -1 while it has none */
+	uint64_t base, span;		/* the spill reservation; 0 until the first file exists */
 	uint64_t threshold;
+	uint32_t reason_count, pad;	/* entries of reasons[] in use */
 	uint64_t allocs, frees;
 	uint64_t bytes_live, bytes_peak;	/* bytes the program asked for */
 	uint64_t mapped_live, mapped_peak;	/* page-rounded bytes reserved on disk */

@@ -65,6 +65,8 @@ void spill_stats_alloc(size_t size, size_t len)
 		c->span = spill_span;
 		__atomic_store_n(&c->base, spill_lo, __ATOMIC_RELEASE);
 	}
+	if (spill_unlikely(c->fd != spill_file.fd))	/* the first file, or a fork child's own */
+		__atomic_store_n(&c->fd, spill_file.fd, __ATOMIC_RELAXED);
 	__atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
 	raise_peak(&c->bytes_peak, __atomic_add_fetch(&c->bytes_live, size, __ATOMIC_RELAXED));
 	spill_usage_sample(0);

@@ -180,9 +180,10 @@ static void dir_figures(struct proc *p)
 	p->fs_type = statfs(path, &sf) == 0 ? (long)sf.f_type : 0;
 }
 
+/* The mappings in [lo, hi): the spill reservation, which copy-on-write forks split into several. */
 struct smaps_ctx {
-	uintptr_t base;
-	int in;			/* inside the spill mapping's entry */
+	uintptr_t lo, hi;
+	int in, seen;		/* inside such an entry; saw one */
 	long long rss, dirty;
 };
 
@@ -194,17 +195,21 @@ static int smaps_line(char *line, void *ctx)
 	long long kb;
 
 	if (sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-') {
-		if (s->in)
+		if (lo >= s->hi)
 			return 1;	/* past it: spare the kernel the rest */
-		s->in = lo == s->base;
+		s->in = lo >= s->lo && hi <= s->hi;
+		if (s->in && !s->seen) {
+			s->seen = 1;
+			s->rss = s->dirty = 0;
+		}
 		return 0;
 	}
 	if (!s->in)
 		return 0;
 	if (sscanf(line, "Rss: %lld kB", &kb) == 1)
-		s->rss = kb * 1024;
+		s->rss += kb * 1024;
 	else if (sscanf(line, "Shared_Dirty: %lld kB", &kb) == 1 || sscanf(line, "Private_Dirty: %lld kB", &kb) == 1)
-		s->dirty = (s->dirty < 0 ? 0 : s->dirty) + kb * 1024;
+		s->dirty += kb * 1024;
 	return 0;
 }
 
@@ -310,20 +315,25 @@ void proc_details(struct proc *p)
 		read_page(p, path);
 	}
 	unsigned long base = 0, hi = 0, ino = 0;
+	int fd = -1;
 	if (p->page) {
-		/* the spill mapping starts at the base the page names */
 		snprintf(p->dir, sizeof p->dir, "%s", p->pub.dir);
 		base = (unsigned long)p->pub.base;
-		for (int i = 0; base && i < p->nshared; i++)
-			if (p->shared[i].lo == base) {
-				hi = p->shared[i].hi;
-				ino = p->shared[i].ino;
-				p->spilling = 1;
-			}
+		hi = base + (unsigned long)p->pub.span;
+		/* its own file, under the descriptor the page names; checked, as it may have been closed */
+		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)p->pid, (int)p->pub.fd);
+		ssize_t n = p->pub.fd >= 0 ? readlink(path, link, sizeof link - 1) : -1;
+		if (n > 10 && (link[n] = '\0', strcmp(link + n - 10, " (deleted)") == 0))
+			fd = (int)p->pub.fd;
+		for (int i = 0; fd < 0 && p->pub.fd >= 0 && base && i < p->nshared; i++)
+			if (p->shared[i].lo == base)
+				fd = fd_of_inode(p->pid, p->shared[i].ino);
+		p->spilling = base && p->pub.fd >= 0;
 	} else if (p->guess_hi) {
 		base = p->guess_lo;
 		hi = p->guess_hi;
 		ino = p->guess_ino;
+		fd = fd_of_inode(p->pid, ino);
 		p->spilling = 1;
 	} else if (!p->page_hi && p->state != 'Z') {
 		/* no page and no spill file: it has never made a large request */
@@ -334,25 +344,28 @@ void proc_details(struct proc *p)
 		return;
 	}
 	if (!p->spilling) {
-		if (!base)	/* nothing spilled yet: the figures are zero, not unknown */
-			p->res = p->dirty = p->disk = 0;
+		/* no file of its own (yet): nothing spilled, or only a copy-on-write parent's blocks */
+		p->res = p->dirty = p->disk = 0;
 		dir_figures(p);
 		return;
 	}
-	int fd = fd_of_inode(p->pid, ino);
+	unsigned long vma_hi = p->page ? 0 : hi;	/* map_files names one whole mapping */
+	for (int i = 0; p->page && i < p->nshared; i++)
+		if (p->shared[i].lo == base)
+			vma_hi = p->shared[i].hi;
 	if (fd >= 0)
 		snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)p->pid, fd);
 	else
-		snprintf(path, sizeof path, "/proc/%d/map_files/%lx-%lx", (int)p->pid, base, hi);
+		snprintf(path, sizeof path, "/proc/%d/map_files/%lx-%lx", (int)p->pid, base, vma_hi);
 	if (file_figures(p, path))
 		dir_figures(p);
 	if (cache_figures(p, path) == 0)
 		return;
-	struct smaps_ctx s = { .base = base, .rss = UNKNOWN, .dirty = UNKNOWN };
+	struct smaps_ctx s = { .lo = base, .hi = hi, .rss = UNKNOWN, .dirty = UNKNOWN };
 	snprintf(path, sizeof path, "/proc/%d/smaps", (int)p->pid);
-	if (for_each_line(path, smaps_line, &s) == 0 && s.in) {
+	if (for_each_line(path, smaps_line, &s) == 0 && s.seen) {
 		p->res = s.rss;
-		p->dirty = s.dirty < 0 && s.rss >= 0 ? 0 : s.dirty;
+		p->dirty = s.dirty;
 		p->res_source = "smaps";
 	}
 }

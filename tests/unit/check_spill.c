@@ -577,6 +577,10 @@ static void resident_case(int mincore_only)
 	ck_assert_ptr_nonnull(b);
 	memset(a, 1, 8 * MiB);
 	memset(b, 2, 2 * MiB);
+	/* the published page says where the file is, for spill top */
+	ck_assert_int_eq(spill_pub->fd, spill_file.fd);
+	ck_assert_uint_eq(spill_pub->base, (uintptr_t)spill_file.base);
+	ck_assert_uint_eq(spill_pub->span, spill_file.span);
 	ck_assert_int_eq(spill_usage_resident(&res, &dirty), 0);
 	ck_assert_uint_ge(res, 10 * MiB);
 	ck_assert_uint_le(res, 12 * MiB);	/* live blocks only: read-ahead past them is not counted */

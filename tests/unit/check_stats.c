@@ -506,6 +506,7 @@ START_TEST(test_page)
 	ck_assert_uint_eq(p.size, sizeof p);
 	ck_assert_int_eq(p.pid, getpid());
 	ck_assert_uint_eq(p.reason_count, SPILL_R_COUNT);
+	ck_assert_int_eq(p.fd, -1);		/* no spill file in this test */
 	ck_assert_uint_eq(p.threshold, 1 << 20);
 	ck_assert_str_eq(p.dir, "/var/tmp");
 	ck_assert_uint_eq(p.allocs, 1);
