@@ -4,6 +4,7 @@
 # and reads it back reports at least 700 MiB read back from disk under a 256M memory cap, and
 # (nearly) none without a cap; the --stats summary says the same. Skips (77) only when
 # scripts/memcap cannot make a memory cgroup here.
+# shellcheck disable=SC2015 # pass never fails
 set -u
 . "$(dirname "$0")/fslib.sh"
 [ -f "$SPILL_LIB" ] || { echo "FAIL: $SPILL_LIB is not built (run make)"; exit 1; }

@@ -3,6 +3,7 @@
 # test_top.sh - spill top: with two spilling programs running it lists both, with the figures
 # they report about themselves; -p, --json and the text view; bad -p and -d; processes that
 # exit while it reads them (one reaped, one left a zombie), and processes it may not read.
+# shellcheck disable=SC2015 # pass never fails
 set -u
 . "$(dirname "$0")/fslib.sh"
 build_probe
@@ -16,6 +17,7 @@ hold=$TEST_TMP/hold
 mkfifo "$hold"
 exec 3<>"$hold"		# the probes hold their blocks until this writer goes
 pids=()
+# shellcheck disable=SC2317 # runs from the EXIT trap
 stop_all() {
 	exec 3>&- 4>&- 5>&- 2>/dev/null
 	for p in "${pids[@]+"${pids[@]}"}"; do kill -9 "$p" 2>/dev/null; done
@@ -172,7 +174,6 @@ expect 2 "unknown option" --bogus
 start c report 2 100
 pid_c=$pid
 start z zombie 4
-pid_z=$pid
 ready c
 ready z
 zchild=$(value z child)
