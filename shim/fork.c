@@ -99,6 +99,7 @@ static void child_rehome(void)
 void spill_atfork_child(void)
 {
 	spill_unlock();	/* taken by prepare in this very thread; the child has no other */
+	spill_pub_atfork_child();	/* before any counter update below: not the parent's page */
 	if (!forking)
 		return;
 	spill_cow_child();

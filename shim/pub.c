@@ -102,12 +102,15 @@ int spill_pub_fd(void)
 /*
  * fork child: the inherited page is the parent's, shared and writable. Give the child a
  * copy in a memfd of its own at the same address and under the same descriptor number, or
- * failing that a private copy that is not published.
+ * failing that a private copy that is not published. fork.c calls this before the child's
+ * first counter update; calling it again in the same child does nothing.
  */
 void spill_pub_atfork_child(void)
 {
 	int fd, s = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
 
+	if (spill_pub->pid == (int32_t)getpid())
+		return;		/* done already in this child */
 	if (s == 1) {		/* the thread making the page does not exist here: start over */
 		spill_pub = &local;
 		__atomic_store_n(&state, 0, __ATOMIC_RELEASE);
@@ -115,7 +118,6 @@ void spill_pub_atfork_child(void)
 	}
 	if (s != 2 || spill_pub == &local) {
 		local.pid = (int32_t)getpid();
-		local.fd = spill_file.fd;
 		return;
 	}
 	struct stat st;
@@ -134,7 +136,6 @@ void spill_pub_atfork_child(void)
 		if (fstat(page_fd, &st) == 0)
 			page_dev = st.st_dev, page_ino = st.st_ino;
 		spill_pub->pid = (int32_t)getpid();
-		spill_pub->fd = spill_file.fd;	/* copy: a file of its own; cow, drop: none yet */
 		return;
 	}
 	if (fd >= 0)
@@ -145,6 +146,5 @@ void spill_pub_atfork_child(void)
 		close(page_fd);
 	page_fd = -1;
 	local.pid = (int32_t)getpid();
-	local.fd = spill_file.fd;
 	spill_pub = &local;
 }

@@ -112,9 +112,12 @@ void spill_stats_reset(void)
 	memset(c->reasons, 0, sizeof c->reasons);
 }
 
+/* After fork.c's child handler: the page is the child's (fork.c made it so first), and the
+ * spill file is now the child's own (copy) or none yet (cow, drop). */
 static void stats_atfork_child(void)
 {
 	spill_pub_atfork_child();
+	spill_pub->fd = spill_file.fd;
 	spill_usage_start();	/* the child's summary tells the child's time */
 }
 

@@ -69,9 +69,20 @@ int proc_list(pid_t **pids, size_t *n);
 int proc_tree(pid_t root, pid_t **pids, size_t *n);
 const char *fs_name(long type);
 
+/* spillfile.c */
+void spill_file_figures(struct proc *p);
+
 /* cgroup.c */
 void cgroup_lookup(pid_t pid, struct cgroup_mem *out);
 void cgroup_forget(void);
+
+/* view.c: one row of spill top, the process and its rates over the last interval (or its life) */
+struct row {
+	struct proc p;
+	double flt_s, rd_s, wr_s;	/* -1 unknown */
+};
+void view_json(const struct row *rows, size_t n, int unreadable, double interval);
+void view_text(const struct row *rows, size_t n, int unreadable, double interval, int screen);
 
 /* top.c, trace.c, plot.c */
 int top_main(int argc, char **argv);

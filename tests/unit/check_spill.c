@@ -603,6 +603,41 @@ static void resident_case(int mincore_only)
 	teardown();
 }
 
+/* A fork child's counter updates (cow's unclaim of inherited blocks) land in its own page, never the parent's. */
+START_TEST(test_fork_counters)
+{
+	unsigned char *p;
+	size_t live, allocs;
+	int status;
+	pid_t pid;
+
+	setup();
+	p = spill_alloc(4 * MiB, 0, 0);
+	ck_assert_ptr_nonnull(p);
+	memset(p, 1, 4 * MiB);
+	live = spill_stats_mapped_live();
+	allocs = spill_pub->allocs;
+	ck_assert_uint_eq(live, 4 * MiB);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int bad = spill_pub->pid != getpid();
+		unsigned char *q = spill_alloc(2 * MiB, 0, 0);	/* the child's own */
+		bad |= (!q || spill_pub->allocs != allocs + 1) << 1;
+		bad |= (spill_pub->fd != spill_file.fd) << 2;
+		_exit(bad);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child check bits 0x%x", WEXITSTATUS(status));
+	ck_assert_uint_eq(spill_stats_mapped_live(), live);
+	ck_assert_uint_eq(spill_pub->allocs, allocs);
+	ck_assert_int_eq(spill_pub->pid, getpid());
+	spill_free(p);
+	spill_flush_kept();
+	teardown();
+}
+END_TEST
+
 START_TEST(test_resident)
 {
 	resident_case(0);
@@ -719,6 +754,7 @@ Suite *spill_suite(void)
 	tcase_add_test(core, test_named_fallback);
 	tcase_add_test(core, test_threads);
 	tcase_add_test(core, test_resident);
+	tcase_add_test(core, test_fork_counters);
 	tcase_add_test(core, test_resident_mincore);
 	tcase_set_timeout(core, 120);
 	suite_add_tcase(s, core);
