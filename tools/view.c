@@ -79,6 +79,8 @@ static void add_rate(double *sum, double v)
 static struct totals total(const struct row *rows, size_t n)
 {
 	struct totals t = { UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, -1, -1, -1 };
+	if (!n)		/* nothing spills: the sums are known, and 0 */
+		return (struct totals){ 0, 0, 0, 0, 0, 0, 0, 0 };
 	for (size_t i = 0; i < n; i++) {
 		const struct proc *p = &rows[i].p;
 		add(&t.live, live(p));
