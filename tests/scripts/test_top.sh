@@ -246,7 +246,7 @@ expect 1 "does not have libspill loaded" -p "$ychild"	# a zombie maps nothing an
 
 # A stream of short-lived spilling processes while top runs again and again: it never fails.
 (
-	for ((i = 0; i < 40; i++)); do
+	for ((i = 0; i < 20; i++)); do
 		env LD_PRELOAD="$SPILL_LIB" SPILL_DIR="$dir" SPILL_THRESHOLD=1M "$probe" spills 2 >/dev/null 2>&1
 	done
 ) &
@@ -258,7 +258,7 @@ while kill -0 "$churn" 2>/dev/null || [ $runs -lt 10 ]; do
 	runs=$((runs + 1))
 done
 wait "$churn"
-[ $bad = 0 ] && pass "$runs views while 40 spilling processes came and went: all whole" ||
+[ $bad = 0 ] && pass "$runs views while 20 spilling processes came and went: all whole" ||
 	fail "$bad of $runs views failed or were not JSON: $(cat churn.err)"
 
 # Processes it may not read: top as an unprivileged user lists its own, counts the rest.
