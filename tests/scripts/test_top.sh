@@ -252,12 +252,17 @@ expect 1 "does not have libspill loaded" -p "$ychild"	# a zombie maps nothing an
 ) &
 churn=$!
 bad=0 runs=0
+mkdir churn
 while kill -0 "$churn" 2>/dev/null || [ $runs -lt 10 ]; do
-	"$spill" top --once --json >churn.json 2>churn.err || bad=$((bad + 1))
-	python3 -c 'import json; json.load(open("churn.json"))' 2>/dev/null || bad=$((bad + 1))
 	runs=$((runs + 1))
+	"$spill" top --once --json >churn/$runs.json 2>churn.err || bad=$((bad + 1))
 done
 wait "$churn"
+python3 -c '
+import json, sys
+for f in sys.argv[1:]:
+    json.load(open(f))
+' churn/*.json 2>churn.err || bad=$((bad + 1))
 [ $bad = 0 ] && pass "$runs views while 20 spilling processes came and went: all whole" ||
 	fail "$bad of $runs views failed or were not JSON: $(cat churn.err)"
 
