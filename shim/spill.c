@@ -228,11 +228,79 @@ static int kept_nonempty(void)
 	return r;
 }
 
+/*
+ * What a block being made has taken so far. Each step records what it took, and
+ * grant_undo() gives back exactly that, in reverse order, from whichever step failed.
+ */
+struct grant {
+	uint64_t off, len, cap;
+	int claimed;		/* counted against SPILL_MAX */
+	int from_kept;		/* carved from the kept set, disk blocks and all */
+	int carved;		/* addresses carved from the free space */
+	int reserved;		/* disk blocks reserved with fallocate */
+};
+
+static void grant_undo(const struct grant *g)
+{
+	if (g->reserved)
+		spill_backing_punch(g->off, g->len);
+	if (g->claimed)
+		spill_stats_unclaim(g->len);
+	spill_lock();
+	if (g->from_kept)
+		spill_extents_free(&kept, g->off, g->len);
+	else if (g->carved)
+		spill_extents_free(&extents, g->off, g->cap);
+	spill_unlock();
+}
+
+/* A block from the kept set, which needs no fallocate. 0, 1 if it has none, -1 with *why. */
+static int grant_kept(struct grant *g, uint64_t align, enum spill_reason *why)
+{
+	spill_lock();
+	g->from_kept = kept.free_bytes && spill_extents_alloc(&kept, g->len, align, &g->off) == 0;
+	spill_unlock();
+	if (!g->from_kept)
+		return 1;
+	g->cap = g->len;
+	if (spill_stats_claim(g->len, spill_cfg.max)) {
+		grant_undo(g);
+		*why = SPILL_R_MAX;
+		return -1;
+	}
+	g->claimed = 1;
+	return 0;
+}
+
+/* A block from free space: admitted by the policy, carved, reserved. 0, or -1 with *why. */
+static int grant_fresh(struct grant *g, uint64_t align, enum spill_reason *why)
+{
+	if (spill_policy_admit(g->len, why))
+		return -1;
+	g->claimed = 1;
+	spill_lock();
+	if (spill_extents_alloc(&extents, g->cap, align, &g->off) == 0)
+		g->carved = 1;
+	else if (g->cap > g->len && spill_extents_alloc(&extents, g->len, align, &g->off) == 0)
+		g->carved = 1, g->cap = g->len;
+	spill_unlock();
+	int r = g->carved ? spill_backing_reserve(g->off, g->len) : -1;	/* punches what it half did */
+	spill_policy_release(g->len);
+	if (r) {
+		*why = g->carved ? SPILL_R_NO_SPACE : SPILL_R_FULL;
+		grant_undo(g);
+		return -1;
+	}
+	g->reserved = 1;
+	return 0;
+}
+
 /* Spills SIZE bytes with a CAP of address space; NULL with *why set when it cannot. */
 void *spill_try(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
 {
-	struct spill_block b = { .size = size };
+	struct grant g;
 	uint64_t len;
+	int r;
 
 	spill_cow_tick(0);
 	if (!backing_ready()) {
@@ -252,70 +320,25 @@ void *spill_try(size_t size, size_t align, uint64_t cap, enum spill_reason *why)
 	len = round_up(size ? size : 1, spill_page);
 	cap = cap > len ? round_up(cap, spill_page) : len;
 	punch_kept(0);
-	spill_lock();
-	int from_kept = kept.free_bytes && spill_extents_alloc(&kept, len, align, &b.off) == 0;
-	spill_unlock();
-	if (from_kept) {
-		b.len = b.cap = len;
-		if (spill_stats_claim(b.len, spill_cfg.max)) {
-			spill_lock();
-			spill_extents_free(&kept, b.off, b.len);
-			spill_unlock();
-			*why = SPILL_R_MAX;
+	g = (struct grant){ .len = len, .cap = cap };
+	if ((r = grant_kept(&g, align, why)) < 0)
+		return NULL;
+	for (int attempt = 0; r; attempt++) {
+		g = (struct grant){ .len = len, .cap = cap };
+		if (!(r = grant_fresh(&g, align, why)))
+			break;
+		/* Short of disk: the kept set holds reserved space that punching gives back. */
+		if (attempt || (*why != SPILL_R_MIN_FREE && *why != SPILL_R_NO_SPACE) || !kept_nonempty())
 			return NULL;
-		}
-	} else {
-		for (int attempt = 0;; attempt++) {
-			int err = 0;
-			if (spill_policy_admit(len, why)) {
-				if ((*why == SPILL_R_MIN_FREE || *why == SPILL_R_NO_SPACE) && attempt == 0 &&
-				    kept_nonempty()) {
-					spill_flush_kept();
-					continue;
-				}
-				return NULL;
-			}
-			spill_lock();
-			if (spill_extents_alloc(&extents, cap, align, &b.off) == 0)
-				b.cap = cap;
-			else if (cap > len && spill_extents_alloc(&extents, len, align, &b.off) == 0)
-				b.cap = len;
-			else
-				err = -1;
-			spill_unlock();
-			if (err) {
-				spill_policy_release(len);
-				spill_stats_unclaim(len);
-				*why = SPILL_R_FULL;
-				return NULL;
-			}
-			err = spill_backing_reserve(b.off, len) ? errno : 0;
-			spill_policy_release(len);
-			if (!err)
-				break;
-			spill_stats_unclaim(len);
-			spill_lock();
-			spill_extents_free(&extents, b.off, b.cap);
-			spill_unlock();
-			if (attempt == 0 && kept_nonempty()) {
-				spill_flush_kept();
-				continue;
-			}
-			*why = SPILL_R_NO_SPACE;
-			return NULL;
-		}
-		b.len = len;
+		spill_flush_kept();
 	}
+	struct spill_block b = { .off = g.off, .len = g.len, .cap = g.cap, .size = size };
 	spill_lock();
 	b.born = spill_fork_epoch;
-	int err = spill_region_insert(&b);
+	r = spill_region_insert(&b);
 	spill_unlock();
-	if (err) {
-		spill_backing_punch(b.off, b.len);
-		spill_stats_unclaim(b.len);
-		spill_lock();
-		spill_extents_free(&extents, b.off, b.cap);
-		spill_unlock();
+	if (r) {
+		grant_undo(&g);
 		*why = SPILL_R_FULL;
 		return NULL;
 	}
