@@ -44,7 +44,7 @@ all: $(B)/libspill.so $(B)/spill $(B)/libspill/spillmon
 
 $(B)/obj/%.o: shim/%.c shim/*.h
 	@mkdir -p $(@D)
-	$(CC) $(SPILL_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(SPILL_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(B)/libspill.so: $(SHIM_OBJ) shim/exports.map
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,--version-script=shim/exports.map -Wl,-z,now \
@@ -128,6 +128,18 @@ install: all
 	install -D -m 0644 docs/spill.1 $(DESTDIR)$(MANDIR)/man1/spill.1
 	install -D -m 0644 docs/libspill.7 $(DESTDIR)$(MANDIR)/man7/libspill.7
 
+# The package is built from a copy of the tree in build/deb/pkg/, so that its clean and build
+# steps leave this build/ alone and dpkg-buildpackage's outputs (written next to the copy)
+# stay inside build/; they end up in build/deb/.
+DEB_PKG := $(B)/deb/pkg
+deb:
+	rm -rf $(B)/deb
+	mkdir -p $(DEB_PKG)/libspill-$(VERSION)
+	tar -cf - --exclude=./build --exclude=./.git . | tar -xf - -C $(DEB_PKG)/libspill-$(VERSION)
+	cd $(DEB_PKG)/libspill-$(VERSION) && dpkg-buildpackage -b -us -uc
+	find $(DEB_PKG) -maxdepth 1 -type f -exec mv -t $(B)/deb {} +
+	rm -rf $(DEB_PKG)
+
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libspill.so $(DESTDIR)$(BINDIR)/spill \
 		$(DESTDIR)$(MANDIR)/man1/spill.1 $(DESTDIR)$(MANDIR)/man7/libspill.7 \
@@ -140,4 +152,4 @@ clean:
 # Objects made on the way to a test are kept: deleting them makes every run relink.
 .SECONDARY:
 
-.PHONY: all check check-run unit programs check-asan check-tsan demo bench install uninstall clean
+.PHONY: all check check-run unit programs check-asan check-tsan demo bench install deb uninstall clean

@@ -4,7 +4,7 @@
 set -u
 packages=(build-essential g++ make pkg-config check libffi-dev python3 python3-numpy
 	mandoc groff-base man-db clang libclang-rt-14-dev e2fsprogs util-linux procps bindfs fuse3
-	gnuplot-nox)
+	gnuplot-nox dpkg-dev debhelper lintian)
 
 missing() {
 	local p
