@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # fs-copy-bench.sh - what libspill's two kernel copies cost on ext4, XFS with reflink and btrfs.
 #
-# Usage: scripts/fs-copy-bench.sh [--quick] [--runs N] [--fs "ext4 xfs btrfs"]
+# Usage: scripts/fs-copy-bench.sh [--quick] [--runs N] [--fs "ext4 xfs btrfs"] [--table]
 # Root only, run by hand (never by make check); needs make all programs, mkfs.xfs (xfsprogs),
 # mkfs.btrfs (btrfs-progs), mkfs.ext4, losetup and fstrim. Each file system gets a fresh 12 GiB
 # image file under /var/tmp on its own loop device (direct I/O, so that writeback reaches the
@@ -13,21 +13,23 @@
 #          after sync(), then the read of the moved copy;
 #   space  both again with -d: the file system's used space (statvfs) around each step.
 # The runs alternate between plain malloc (for fork and move) and the file systems, round
-# by round; figures are medians over the rounds with their spread, (max - min) / median.
+# by round; figures are medians over the rounds, with the lowest and highest run.
 # Every spilled run must exit 0, print nothing on stderr, spill, and fall back never.
 # Output: the table on stdout and in build/fs-copy/results.md; every run in build/fs-copy/runs.log.
 # --quick: 256 MiB sizes, 4 GiB images, one round (a minute or two; only shows it runs).
+# --table: no runs; print the table again from the runs recorded in build/fs-copy/.
 set -u
 
 prog='fs-copy-bench'
-runs=3 quick=0 fs_list=(ext4 xfs btrfs)
+runs=3 quick=0 table_only=0 fs_list=(ext4 xfs btrfs)
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 runs=1 ;;
 	--runs) [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || { echo "$prog: --runs needs a number" >&2; exit 2; }
 		runs=$2; shift ;;
 	--fs) read -r -a fs_list <<<"${2:-}"; shift ;;
-	*) echo "usage: scripts/fs-copy-bench.sh [--quick] [--runs N] [--fs \"ext4 xfs btrfs\"]" >&2; exit 2 ;;
+	--table) table_only=1 ;;
+	*) echo "usage: scripts/fs-copy-bench.sh [--quick] [--runs N] [--fs \"ext4 xfs btrfs\"] [--table]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -45,25 +47,30 @@ movecopy=$build/bench/movecopy
 out=$build/fs-copy
 die() { echo "$prog: error: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "needs root (losetup, mkfs, mount)"
-for f in "$lib" "$forkcopy" "$movecopy"; do
-	[ -f "$f" ] || die "$f is not built (run make all programs)"
-done
-for f in "${fs_list[@]}"; do
-	case $f in
-	ext4) need=(mkfs.ext4:e2fsprogs) ;;
-	xfs) need=(mkfs.xfs:xfsprogs) ;;
-	btrfs) need=(mkfs.btrfs:btrfs-progs) ;;
-	*) die "unknown file system \"$f\" (ext4, xfs, btrfs)" ;;
-	esac
-	for n in "${need[@]}" losetup:mount fstrim:util-linux; do
-		command -v "${n%%:*}" >/dev/null || die "${n%%:*} is missing (apt-get install ${n#*:})"
+if [ "$table_only" = 1 ]; then
+	# the sizes and rounds of the recorded runs
+	# shellcheck source=/dev/null
+	. "$out/sizes" 2>/dev/null || die "no recorded runs in $out (run without --table first)"
+fi
+if [ "$table_only" = 0 ]; then
+	[ "$(id -u)" = 0 ] || die "needs root (losetup, mkfs, mount)"
+	for f in "$lib" "$forkcopy" "$movecopy"; do
+		[ -f "$f" ] || die "$f is not built (run make all programs)"
 	done
-done
+	for f in "${fs_list[@]}"; do
+		case $f in
+		ext4) need=(mkfs.ext4:e2fsprogs) ;;
+		xfs) need=(mkfs.xfs:xfsprogs) ;;
+		btrfs) need=(mkfs.btrfs:btrfs-progs) ;;
+		*) die "unknown file system \"$f\" (ext4, xfs, btrfs)" ;;
+		esac
+		for n in "${need[@]}" losetup:mount fstrim:util-linux; do
+			command -v "${n%%:*}" >/dev/null || die "${n%%:*} is missing (apt-get install ${n#*:})"
+		done
+	done
+fi
 mkdir -p "$out"
 log=$out/runs.log
-: >"$log"
-rm -f "$out"/runs-*.txt
 
 declare -A mnt=()
 loops=() mounts=() files=()
@@ -148,16 +155,17 @@ run() {
 	say "  $id $target: $(sed -n 's/^result //p' "$res")"
 }
 
-# stat_of CASE TARGET FIELD: "median (±spread)" of FIELD over the runs, or - without runs.
+# stat_of CASE TARGET FIELD: "median (min-max)" of FIELD over the runs, or - without runs.
 stat_of() {
 	local f=$out/runs-$1-$2.txt
 	[ -s "$f" ] || { echo -; return; }
-	sed -n "s/^result.* $3=\([^ ]*\).*/\1/p; s/^result $3=\([^ ]*\).*/\1/p" "$f" | sort -g | awk -v n="$runs" '
+	sed -n "s/^result.* $3=\([^ ]*\).*/\1/p; s/^result $3=\([^ ]*\).*/\1/p" "$f" | sort -g | awk '
+		function num(x) { return x >= 1000 ? sprintf("%.0f", x) : sprintf("%.3g", x) }
 		{ v[NR] = $1 }
 		END {
 			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			if (NR > 1 && m > 0) printf "%.3g (±%.0f%%)", m, (v[NR] - v[1]) / m * 100
-			else printf "%.3g", m }'
+			if (NR > 1) printf "%s (%s-%s)", num(m), num(v[1]), num(v[NR])
+			else printf "%s", num(m) }'
 }
 
 # delta CASE TARGET A B: field B minus field A of the (single) space run, in MiB.
@@ -168,28 +176,38 @@ delta() {
 	awk -v a="$a" -v b="$b" 'BEGIN { printf "%+.0f", b - a }'
 }
 
-say "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
-say "tools: $(mkfs.xfs -V 2>&1 | head -n 1); $(mkfs.btrfs --version 2>&1 | head -n 1); $(mkfs.ext4 -V 2>&1 | head -n 1)"
-say "libspill: $(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)"
-ra_kb=$(cat "/sys/class/bdi/$(stat -c '%Hd:%Ld' /var/tmp)/read_ahead_kb" 2>/dev/null) || ra_kb=128
-say "/var/tmp: $(findmnt -no FSTYPE,SOURCE,OPTIONS --target /var/tmp), read_ahead_kb $ra_kb"
-for fs in "${fs_list[@]}"; do mount_fs "$fs"; done
+# measure: mounts the file systems and records every run in $out.
+measure() {
+	local round mib t
+	: >"$log"
+	rm -f "$out"/runs-*.txt "$out/when"
+	say "machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+	say "tools: $(mkfs.xfs -V 2>&1 | head -n 1); $(mkfs.btrfs --version 2>&1 | head -n 1); $(mkfs.ext4 -V 2>&1 | head -n 1)"
+	say "libspill: $(git -C "$src" describe --always --dirty 2>/dev/null || echo unknown)"
+	ra_kb=$(cat "/sys/class/bdi/$(stat -c '%Hd:%Ld' /var/tmp)/read_ahead_kb" 2>/dev/null) || ra_kb=128
+	say "/var/tmp: $(findmnt -no FSTYPE,SOURCE,OPTIONS --target /var/tmp), read_ahead_kb $ra_kb"
+	for t in "${fs_list[@]}"; do mount_fs "$t"; done
+	printf 'fork_sizes=(%s) move_mib=%s runs=%s fs_list=(%s)\n' "${fork_sizes[*]}" "$move_mib" "$runs" \
+		"${fs_list[*]}" >"$out/sizes"
 
-targets=(plain "${fs_list[@]}")
-for ((round = 1; round <= runs; round++)); do
-	say "round $round/$runs"
-	for mib in "${fork_sizes[@]}"; do
-		for t in "${targets[@]}"; do run "fork$mib-dirty" "$t" "$forkcopy" -s "$mib"; done
-		for t in "${fs_list[@]}"; do run "fork$mib-sync" "$t" "$forkcopy" -s "$mib" -y; done
+	targets=(plain "${fs_list[@]}")
+	for ((round = 1; round <= runs; round++)); do
+		say "round $round/$runs"
+		for mib in "${fork_sizes[@]}"; do
+			for t in "${targets[@]}"; do run "fork$mib-dirty" "$t" "$forkcopy" -s "$mib"; done
+			for t in "${fs_list[@]}"; do run "fork$mib-sync" "$t" "$forkcopy" -s "$mib" -y; done
+		done
+		for t in "${targets[@]}"; do run move-dirty "$t" "$movecopy" -s "$move_mib"; done
+		for t in "${fs_list[@]}"; do run move-sync "$t" "$movecopy" -s "$move_mib" -y; done
 	done
-	for t in "${targets[@]}"; do run move-dirty "$t" "$movecopy" -s "$move_mib"; done
-	for t in "${fs_list[@]}"; do run move-sync "$t" "$movecopy" -s "$move_mib" -y; done
-done
-say "space"
-for t in "${fs_list[@]}"; do
-	for mib in "${fork_sizes[@]}"; do run "space-fork$mib" "$t" "$forkcopy" -s "$mib" -y -d "${mnt[$t]}"; done
-	run space-move "$t" "$movecopy" -s "$move_mib" -y -d "${mnt[$t]}"
-done
+	say "space"
+	for t in "${fs_list[@]}"; do
+		for mib in "${fork_sizes[@]}"; do run "space-fork$mib" "$t" "$forkcopy" -s "$mib" -y -d "${mnt[$t]}"; done
+		run space-move "$t" "$movecopy" -s "$move_mib" -y -d "${mnt[$t]}"
+	done
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), took $(((${EPOCHREALTIME/./} - t_start) / 1000000)) s;" \
+		"load at the end: $(cut -d' ' -f1-3 /proc/loadavg)." >"$out/when"
+}
 
 # row LABEL CASE FIELD [plain]: one table row, plain's column filled only when asked.
 row() {
@@ -205,7 +223,9 @@ space_row() {
 	echo "$line"
 }
 gib() { awk -v m="$1" 'BEGIN { printf "%g GiB", m / 1024 }'; }
-{
+# report: the markdown table of the recorded runs.
+report() {
+	local header sep t mib g
 	header="| case | plain malloc |"
 	sep="|---|---|"
 	for t in "${fs_list[@]}"; do
@@ -240,7 +260,10 @@ gib() { awk -v m="$1" 'BEGIN { printf "%g GiB", m / 1024 }'; }
 	space_row "… added by the move (new copy, old block freed), MiB" space-move used_written used_moved
 	space_row "… left after both were freed, MiB" space-move used_start used_end
 	echo
-	echo "$runs round(s); (±N%) is the spread (max - min) / median; space from one run with -y -d."
-	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), took $(((${EPOCHREALTIME/./} - t_start) / 1000000)) s; load at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-} >"$out/results.md"
+	echo "$runs round(s): median (lowest-highest run); space from one run with -y -d."
+	cat "$out/when" 2>/dev/null
+}
+
+[ "$table_only" = 1 ] || measure
+report >"$out/results.md"
 cat "$out/results.md"
