@@ -55,7 +55,7 @@ $(B)/libspill.so: $(SHIM_OBJ) shim/exports.map
 TOOL_SRC := $(wildcard tools/*.c)
 $(B)/libspill/spillmon: $(TOOL_SRC) tools/*.h shim/pub.h
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) -lm
+	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) -lm
 
 # The wrapper found in the build tree points at the build tree's library.
 $(B)/spill: scripts/spill

@@ -108,8 +108,8 @@ if command -v dpkg-architecture >/dev/null; then
 	[ "$lib" = "/usr/lib/$triplet/libspill.so" ] && pass "the triplet is DEB_HOST_MULTIARCH ($triplet)" ||
 		fail "library at \"$lib\", expected /usr/lib/$triplet/libspill.so"
 fi
-for f in /usr/bin/spill /usr/share/man/man1/spill.1.gz /usr/share/man/man7/libspill.7.gz \
-	/usr/share/doc/$pkg/copyright; do
+for f in /usr/bin/spill "$(dirname "$lib")/libspill/spillmon" /usr/share/man/man1/spill.1.gz \
+	/usr/share/man/man7/libspill.7.gz /usr/share/doc/$pkg/copyright; do
 	grep -qxF "$f" <<<"$contents" && pass "package holds $f" || fail "package lacks $f"
 done
 
@@ -151,6 +151,9 @@ out=$("${user_env[@]}" spill --version 2>&1)
 # shellcheck disable=SC2016 # expanded by the inner sh
 out=$("${user_env[@]}" spill sh -c 'echo "$LD_PRELOAD"' 2>&1)
 [ "$out" = "$lib" ] && pass "the installed spill preloads $lib" || fail "the installed spill preloads \"$out\""
+out=$("${user_env[@]}" spill top --once -p "$$" 2>&1)
+[ $? = 1 ] && [[ $out == *"does not have libspill loaded"* ]] &&
+	pass "the installed spill top runs its helper" || fail "the installed spill top: \"$out\""
 
 mkdir -p spilldir
 dir=$(cd -P spilldir && pwd -P)
