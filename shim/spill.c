@@ -405,7 +405,8 @@ static struct spill_block unregister(const char *fn, void *p)
 /* Gives an ordinary block's memory back at once, and its disk space now or with the kept set. */
 void spill_core_release_own(uint64_t off, uint64_t len, uint64_t cap)
 {
-	if (spill_file.can_zero && spill_backing_zero(off, len) == 0) {
+	/* A block larger than the kept set may hold would be punched right after: punch it now. */
+	if (spill_file.can_zero && len <= KEEP_BYTES && spill_backing_zero(off, len) == 0) {
 		spill_lock();
 		if (!kept.free_bytes)
 			kept_since = now_ns();
