@@ -2,8 +2,10 @@
 /* backing.c - the unlinked spill file and the address reservation mapped onto it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/magic.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -62,6 +64,26 @@ int spill_backing_check_dir(const char *dir, char *canon, size_t canon_size)
 	return 0;
 }
 
+/*
+ * btrfs writes a changed block to a new place (copy on write): an overwrite of spilled data
+ * that is on disk already needs free space again, and when the disk is full the page fault
+ * ends in SIGBUS, whatever fallocate reserved. A NOCOW file is overwritten in place, in the
+ * blocks fallocate reserved. The flag can only be set while the file is empty. (btrfs keeps
+ * no checksums for such a file; spilled memory needs none beyond what RAM has.)
+ */
+static void no_cow(int fd)
+{
+	struct statfs sfs;
+	int flags, saved = errno;
+
+	if (fstatfs(fd, &sfs) == 0 && sfs.f_type == BTRFS_SUPER_MAGIC &&
+	    ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && !(flags & FS_NOCOW_FL)) {
+		flags |= FS_NOCOW_FL;
+		ioctl(fd, FS_IOC_SETFLAGS, &flags);
+	}
+	errno = saved;
+}
+
 /* A file with no name: O_TMPFILE, or where that is refused a random name unlinked at once. */
 static int new_file(const char *dir, int *named)
 {
@@ -70,6 +92,8 @@ static int new_file(const char *dir, int *named)
 	*named = 0;
 	if (!spill_backing_force_named) {
 		fd = open(dir, O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			no_cow(fd);
 		if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
 			return fd;
 	}
@@ -86,8 +110,10 @@ static int new_file(const char *dir, int *named)
 		}
 		path[n] = '\0';
 		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0)
+		if (fd >= 0) {
 			unlink(path);
+			no_cow(fd);
+		}
 		else if (errno != EEXIST)
 			break;
 	}
