@@ -76,11 +76,11 @@ $(B)/tests/integration/conformance: tests/integration/conformance.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) $(FFI_CFLAGS) -o $@ $< $(FFI_LIBS) -ldl
 
-$(B)/tests/integration/%: tests/integration/%.c
+$(B)/tests/integration/%: tests/integration/%.c tests/integration/maps.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
 
-$(B)/tests/integration/%: tests/integration/%.cpp
+$(B)/tests/integration/%: tests/integration/%.cpp tests/integration/maps.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
 
