@@ -14,7 +14,8 @@ fi
 memcap=$SPILL_SRC/scripts/memcap
 memhog=$SPILL_BUILD/programs/memhog
 python=/usr/bin/python3
-cap=128M count=8 size_mib=64	# 8 x 64 MiB = 512 MiB live = 4x the cap
+# 8 x 64 MiB = 512 MiB live = 4x the cap (MEMCAP_SPILL_CAP, _COUNT, _MIB: smaller under emulation)
+cap=${MEMCAP_SPILL_CAP:-128M} count=${MEMCAP_SPILL_COUNT:-8} size_mib=${MEMCAP_SPILL_MIB:-64}
 failures=0 notices=()
 
 fail() {
