@@ -37,12 +37,17 @@ fslib_cleanup() {
 }
 trap fslib_cleanup EXIT
 
-# build_probe: compiles tests/scripts/spillprobe.c to $probe (plain, no link to libspill).
+# build_probe: compiles tests/scripts/spillprobe.c to $probe (plain, no link to libspill), or
+# takes SPILL_PROBE, one built already (tests/vm/check-vm.sh builds it once on the host).
 build_probe() {
+	[ -f "$SPILL_LIB" ] || { echo "FAIL: $SPILL_LIB is not built (run make)"; exit 1; }
+	if [ -n "${SPILL_PROBE:-}" ] && [ -x "$SPILL_PROBE" ]; then
+		probe=$SPILL_PROBE
+		return
+	fi
 	probe=$TEST_TMP/spillprobe
 	cc -std=c11 -D_GNU_SOURCE -O2 -Wall -o "$probe" "$SPILL_SRC/tests/scripts/spillprobe.c" ||
 		{ echo "FAIL: cannot build spillprobe.c"; exit 1; }
-	[ -f "$SPILL_LIB" ] || { echo "FAIL: $SPILL_LIB is not built (run make)"; exit 1; }
 }
 
 # mount_ext4 SIZE DIR: a fresh ext4 image of SIZE in $TEST_TMP, loop-mounted on DIR.
@@ -67,15 +72,17 @@ mount_tmpfs() {
 }
 
 # avail DIR: bytes available to unprivileged users on DIR's file system.
+# (No process substitution: a minimal system may have no /dev/fd.)
 avail() {
-	local a s
-	read -r a s < <(stat -f -c '%a %S' "$1")
-	echo $((a * s))
+	stat -f -c '%a %S' "$1" | { read -r a s && echo $((a * s)); }
 }
+
+# SPILL_TEST_FS=DIR, set by tests/vm/scenario_fs.sh: a directory on a fresh file system of its
+# own (xfs, btrfs, overlayfs, ...) that the tests taking one use instead of those they mount.
+# fs_type DIR: the type of DIR's file system as mount names it (xfs, btrfs, ext4, overlay, tmpfs).
+fs_type() { findmnt -n -o FSTYPE -T "$1" 2>/dev/null || stat -f -c %T "$1"; }
 
 # fs_total DIR: the file system's size in bytes as statvfs reports it (f_blocks * f_frsize).
 fs_total() {
-	local b s
-	read -r b s < <(stat -f -c '%b %S' "$1")
-	echo $((b * s))
+	stat -f -c '%b %S' "$1" | { read -r b s && echo $((b * s)); }
 }

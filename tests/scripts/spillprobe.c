@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* spillprobe.c - the helper program of the script tests: allocates, checks and reports from inside. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +295,141 @@ static int cmd_zombie(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * realloc MIB: a spilled block of MIB MiB grows to 2x in place (nothing lies after it), a second
+ * block is placed after it, then the first grows to 4x and must move; it shrinks back in place.
+ * The contents survive every step. Prints what happened; exit 1 if a content check fails.
+ */
+static int cmd_realloc(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 8) * MIB;
+	uint64_t *a = malloc(bytes), *a2, *b, *a4, *a1;
+	int failed = 0, spilled;
+
+	if (!a)
+		return puts("FAILED: malloc"), 1;
+	fill(a, bytes, 1);
+	spilled = is_spilled(a) == 1;
+	if (!(a2 = realloc(a, 2 * bytes)))
+		return puts("FAILED: realloc to 2x"), 1;
+	if (check(a2, bytes, 1))
+		failed = puts("FAILED: content lost growing to 2x");
+	fill(a2, 2 * bytes, 2);
+	if (!(b = malloc(bytes)))
+		return puts("FAILED: second malloc"), 1;
+	fill(b, bytes, 3);
+	if (!(a4 = realloc(a2, 4 * bytes)))
+		return puts("FAILED: realloc to 4x"), 1;
+	if (check(a4, 2 * bytes, 2))
+		failed = puts("FAILED: content lost growing to 4x");
+	if (check(b, bytes, 3))
+		failed = puts("FAILED: the second block changed");
+	fill(a4, 4 * bytes, 5);
+	if (check(a4, 4 * bytes, 5))
+		failed = puts("FAILED: the grown block does not keep what was written");
+	fill(a4, bytes, 4);
+	if (!(a1 = realloc(a4, bytes)))
+		return puts("FAILED: shrink"), 1;
+	if (check(a1, bytes, 4))
+		failed = puts("FAILED: content lost shrinking");
+	printf("realloc: spilled=%d grew_in_place=%d moved=%d shrunk_in_place=%d still_spilled=%d\n",
+	       spilled, a2 == a, a4 != a2, a1 == a4, is_spilled(a1) == 1);
+	free(a1);
+	free(b);
+	puts(failed ? "FAILED" : "ok");
+	return failed;
+}
+
+/*
+ * fork-full MIB: a spilled block of MIB MiB is written, the process forks (SPILL_FORK=copy:
+ * where the file system has reflinks, the child's copy shares the parent's disk blocks), the
+ * parent then fills the disk with 1 MiB blocks until malloc fails (run it with
+ * SPILL_ON_FAIL=null), frees one of them, and parent and child each rewrite the whole block.
+ * A shared block needs new disk space on its first write (copy on write): with the disk full
+ * that is where a SIGBUS would come from. Exit 0 when both rewrote their block intact.
+ */
+static int cmd_fork_full(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 16) * MIB, n = 0;
+	uint64_t *a = malloc(bytes), **fillers = calloc(1 << 16, sizeof *fillers);
+	int go[2], status;
+	pid_t pid;
+
+	if (!a || !fillers || pipe(go))
+		return puts("FAILED: setup"), 1;
+	fill(a, bytes, 1);
+	if ((pid = fork()) == 0) {
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		if (check(a, bytes, 1))
+			_exit(2);
+		fill(a, bytes, 2);	/* the child's first write to its copy */
+		_exit(check(a, bytes, 2) ? 2 : 0);
+	}
+	close(go[0]);
+	while (n < (1 << 16) && (fillers[n] = malloc(MIB)) && is_spilled(fillers[n]) == 1) {
+		memset(fillers[n], 0x5a, MIB);
+		n++;
+	}
+	printf("fork-full: %zu MiB more spilled until the disk was full, %" PRIu64 " bytes left\n",
+	       n, avail_bytes(getenv("SPILL_DIR") ? getenv("SPILL_DIR") : "."));
+	fflush(stdout);
+	if (n)
+		free(fillers[--n]);
+	fill(a, bytes, 3);	/* the parent's first write since the fork */
+	printf("fork-full: parent rewrote its block: %s\n", check(a, bytes, 3) ? "FAILED" : "intact");
+	fflush(stdout);
+	(void)!write(go[1], "g", 1);
+	close(go[1]);
+	waitpid(pid, &status, 0);
+	printf("fork-full: child %s\n", WIFEXITED(status) ? (WEXITSTATUS(status) ? "FAILED" : "rewrote its copy intact") :
+	       WTERMSIG(status) == SIGBUS ? "died of SIGBUS" : "killed by a signal");
+	while (n)
+		free(fillers[--n]);
+	free(a);
+	int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	puts(ok ? "ok" : "FAILED");
+	return !ok;
+}
+
+/*
+ * rewrite MIB: spilled blocks of MIB MiB until malloc fails (run it with SPILL_ON_FAIL=null), all
+ * written; syncfs, so that they are on disk; then each is written again and checked. On a
+ * copy-on-write file system an overwrite of data already on disk needs new space: with the
+ * disk full that is where a SIGBUS would come from. Exit 0 when every block came back intact.
+ */
+static int cmd_rewrite(int argc, char **argv)
+{
+	size_t bytes = (argc > 2 ? strtoul(argv[2], NULL, 0) : 4) * MIB, n = 0, max = 1 << 16;
+	uint64_t **b = calloc(max, sizeof *b);
+	const char *dir = getenv("SPILL_DIR") ? getenv("SPILL_DIR") : ".";
+	int failed = 0, fd;
+
+	while (b && n < max && (b[n] = malloc(bytes)) && is_spilled(b[n]) == 1)
+		fill(b[n], bytes, n), n++;
+	if (n < max && b && b[n])
+		free(b[n]);	/* the first one that was not spilled */
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+		syncfs(fd);
+		close(fd);
+	}
+	printf("rewrite: %zu x %zu MiB spilled and synced, %" PRIu64 " bytes left; rewriting\n",
+	       n, bytes / MIB, avail_bytes(dir));
+	fflush(stdout);
+	for (size_t i = 0; i < n; i++)
+		fill(b[i], bytes, i + 1000);
+	for (size_t i = 0; i < n; i++)
+		if (check(b[i], bytes, i + 1000))
+			failed = printf("FAILED: block %zu lost its contents\n", i);
+	for (size_t i = 0; i < n; i++)
+		free(b[i]);
+	printf("rewrite: %zu blocks rewritten\n", n);
+	puts(failed || !n ? "FAILED" : "ok");
+	return failed || !n;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -312,7 +449,13 @@ int main(int argc, char **argv)
 		return cmd_report(argc, argv);
 	if (!strcmp(cmd, "zombie"))
 		return cmd_zombie(argc, argv);
+	if (!strcmp(cmd, "realloc"))
+		return cmd_realloc(argc, argv);
+	if (!strcmp(cmd, "fork-full"))
+		return cmd_fork_full(argc, argv);
+	if (!strcmp(cmd, "rewrite"))
+		return cmd_rewrite(argc, argv);
 	fprintf(stderr, "usage: spillprobe fill COUNT MIB | hold MIB | fds | exit-child MIB SECONDS | spills MIB"
-		" | report MIB[,MIB...] PERCENT | zombie MIB\n");
+		" | report MIB[,MIB...] PERCENT | zombie MIB | realloc MIB | fork-full MIB | rewrite MIB\n");
 	return 2;
 }
