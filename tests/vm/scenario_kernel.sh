@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# scenario_kernel.sh - Debian 12's kernel 6.1: the spill wrapper on a system without /dev/fd
+# (a minimal container or initramfs has none), then tests/run.sh (unit, integration and
+# script tests) with the work disk (ext4, no discard) as its scratch space. The tests that
+# cannot or need not run here are skipped with their reason (SPILL_TEST_SKIP).
+. "$(dirname "$0")/lib.sh"
+echo "kernel $(uname -r), cgroup $(cat /proc/self/cgroup), work disk $(findmnt -n -o FSTYPE,OPTIONS /var/tmp)"
+
+# no_dev_fd CMD...: CMD in a mount namespace whose /dev holds only the device nodes, no fd link.
+no_dev_fd() {
+	unshare -m --propagation private bash -c '
+		mkdir -p /run/olddev && mount --bind /dev /run/olddev && mount -t tmpfs -o mode=755 dev /dev || exit 125
+		for n in null zero full random urandom tty; do
+			touch "/dev/$n" && mount --bind "/run/olddev/$n" "/dev/$n"
+		done
+		umount -l /run/olddev
+		exec "$@"' sh "$@"
+}
+cat >/var/tmp/job.c <<'EOF'
+#include <stdlib.h>
+#include <string.h>
+int main(void)
+{
+	char *p = malloc(8 << 20);
+	memset(p, 7, 8 << 20);
+	int ok = p[(8 << 20) - 1] == 7;
+	free(p);
+	return !ok;
+}
+EOF
+cc -O2 -o /var/tmp/job /var/tmp/job.c || fail "cannot build the wrapper's job"
+mkdir -p /var/tmp/wrapper
+no_dev_fd bash -c '[ ! -e /dev/fd ] && echo "no /dev/fd here"; exec "$@"' sh \
+	"$B/spill" -t 1M -d /var/tmp/wrapper --stats=/var/tmp/wrapper.json -- /var/tmp/job >/var/tmp/wrapper.out 2>&1
+rc=$?
+sed 's/^/    /' /var/tmp/wrapper.out
+echo "    stats: $(cat /var/tmp/wrapper.json 2>/dev/null)"
+check "the spill wrapper works without /dev/fd (exit $rc) and its job spills" \
+	'[ $rc = 0 ] && grep -q "^no /dev/fd here" /var/tmp/wrapper.out && grep -q "\"spilled_allocs\":1" /var/tmp/wrapper.json'
+
+# tests/run.sh in full but for these (name and reason); sizes cut down where a test has a knob.
+export SPILL_TEST_SKIP="unit/check_config the parser does not depend on the kernel (make check runs it)
+unit/check_extent the extent trees do not depend on the kernel (make check runs them)
+unit/check_log the formatter does not depend on the kernel (make check runs it)
+unit/check_region the block registry does not depend on the kernel (make check runs it)
+unit/check_stats the statistics do not depend on the kernel (make check runs them)
+scripts/test_integration_extra its checks (stats, fd and map counts, invalid frees, numpy, exports, late frees) do not depend on the kernel (make check runs it)
+scripts/test_pressure SPILL_WHEN=pressure on cgroup v2 is the pressure-cgns scenario's (the same checks, in a cgroup namespace)
+scripts/test_fuzz_config libFuzzer with ASan does not depend on the kernel; too slow under emulation (make check runs it)
+scripts/test_manlint the man pages do not depend on the kernel (make check lints them)
+scripts/test_bench_smoke the bench programs do not depend on the kernel (make check runs them)
+scripts/test_install make install does not depend on the kernel (make check runs it)
+scripts/test_wrapper the wrapper's options do not depend on the kernel (make check runs it; its run without /dev/fd is checked above)
+scripts/test_memcap run by the cgroup-v2 scenario
+scripts/test_memcap_spill run by the cgroup-v2 scenario
+scripts/test_demo run by the cgroup-v2 scenario (make demo)
+scripts/test_full_disk run on each file system by the fs-* scenarios
+scripts/test_kill9 run on each file system by the fs-* scenarios
+scripts/test_tmpfile_fallback run on overlayfs, where it spills, by the fs-overlay scenario
+scripts/test_deb run by the deb scenario"
+export SPILL_TEST_ENV="FORK_THREAD_FORKS=20 FORK_COST_MIB=64 THREADS_OPS=300 RANDOM_OPS_SEEDS=1 RANDOM_OPS_OPS=2000"
+SPILL_TEST_BUILD=$B bash "$S/tests/run.sh" all 2>&1 | tee /var/tmp/run.out
+rc=${PIPESTATUS[0]}
+check "tests/run.sh all on $(uname -r): $(tail -n 1 /var/tmp/run.out)" '[ $rc = 0 ]'
+finish
