@@ -13,6 +13,16 @@ check "cgroup v2 alone: /proc/self/cgroup is one 0:: line, no v1 memory hierarch
 check "the memory controller is on for child groups" 'grep -qw memory /sys/fs/cgroup/cgroup.subtree_control'
 
 script_test test_memcap		# limit, memory.peak, oom_kill from memory.events, cleanup, trace
+
+# From a group that holds processes (not the root) memcap cannot hand the memory controller to
+# a child of its own (v2 has no internal processes): it must say so and exit 125.
+mkdir -p /sys/fs/cgroup/busy
+(echo "$BASHPID" >/sys/fs/cgroup/busy/cgroup.procs && exec "$S/scripts/memcap" 64M -- true) 2>/var/tmp/busy.err
+rc=$?
+echo "    from a busy group: exit $rc: $(cat /var/tmp/busy.err)"
+check "memcap in a non-root group that holds processes: exit 125 with the reason" \
+	'[ $rc = 125 ] && grep -q "cannot delegate controllers" /var/tmp/busy.err'
+rmdir /sys/fs/cgroup/busy
 # memhog and numpy, 4x the cap: plain OOM-killed, libspill completes (6 x 48 MiB under 72M here)
 script_test test_memcap_spill MEMCAP_SPILL_CAP=72M MEMCAP_SPILL_COUNT=6 MEMCAP_SPILL_MIB=48
 

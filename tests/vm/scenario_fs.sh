@@ -158,7 +158,7 @@ for r in "${runs[@]}"; do
 	case $rc in
 	0) pass "$fs: $name ($((SECONDS - start)) s)"
 	   [ -z "$why" ] || note "$fs: $name passes now: take it off the known failures" ;;
-	77) note "$fs: $name skipped: $(tail -n 1 "$t.log")" ;;
+	77) echo "skip - $fs: $name: $(tail -n 1 "$t.log")" ;;
 	*) if [ -n "$why" ]; then
 		note "$fs: $name: KNOWN FAILURE (exit $rc$([ $rc = 135 ] && echo ", SIGBUS")): $why"
 	   else
