@@ -7,7 +7,7 @@
 # it loads the virtio and 9p modules packed beside it, mounts the host's root read-only over
 # virtio-9p with a tmpfs overlay for writes, and switch_roots into it, running this same
 # file from the host's tree under bash. Stage 2 mounts cgroup2 with the memory controller,
-# formats the first scratch disk as the work disk (/var/tmp), runs the scenarios of the job
+# formats the first scratch disk as the work disk ($TMPDIR), runs the scenarios of the job
 # file named by spill.job= on the kernel command line, prints one PASS/FAIL/SKIP line per
 # scenario and the closing "N passed, N failed, N skipped" line, and powers off.
 if [ "$1" != stage2 ]; then
@@ -64,18 +64,18 @@ echo -1000 >/proc/self/oom_score_adj		# the OOM killer must pick the tests, neve
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 # what udev would add; tests/vm/scenario_kernel.sh hides /dev/fd again to try the wrapper
 ln -s /proc/self/fd /dev/fd && ln -s fd/0 /dev/stdin && ln -s fd/1 /dev/stdout && ln -s fd/2 /dev/stderr
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || die "cannot mount cgroup2"
 echo +memory >/sys/fs/cgroup/cgroup.subtree_control || die "no memory controller in cgroup2"
 hostname check-vm
 # Everything else the scenarios use comes from the host's /lib/modules over 9p.
 modprobe -a virtio_blk ext4 loop 2>&1 || die "modprobe failed"
-# The first scratch disk is the work disk: ext4 without discard, mounted on /var/tmp.
-mkfs.ext4 -q -F -E nodiscard /dev/vda >/dev/null 2>&1 && mount -o nodiscard /dev/vda /var/tmp ||
-	die "cannot make the work disk /dev/vda"
-chmod 1777 /var/tmp
-export TMPDIR=/var/tmp SPILL_TEST_TMPDIR=/var/tmp
+# The first scratch disk is the work disk: ext4 without discard, on a mount point of its own,
+# so that it hides nothing of the host's tree (which may live under /tmp or /var/tmp).
+work=/check-vm-work
+mkdir -p "$work" && mkfs.ext4 -q -F -E nodiscard /dev/vda >/dev/null 2>&1 &&
+	mount -o nodiscard /dev/vda "$work" || die "cannot make the work disk /dev/vda"
+chmod 1777 "$work"
+export TMPDIR=$work SPILL_TEST_TMPDIR=$work
 echo "init: Linux $(uname -r), $(nproc) CPU, $(($(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) / 1024)) MiB," \
 	"cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers), ready after $(cut -d' ' -f1 /proc/uptime) s"
 
@@ -88,7 +88,7 @@ while read -r name script args; do
 	log=/tmp/$name.log
 	# shellcheck disable=SC2086 # ARGS are words
 	# init is exempt from the OOM killer; the scenario must not be (children inherit it)
-	(cd /var/tmp && echo 0 >/proc/self/oom_score_adj && exec bash "$SPILL_SRC/tests/vm/$script" $args) \
+	(cd "$work" && echo 0 >/proc/self/oom_score_adj && exec bash "$SPILL_SRC/tests/vm/$script" $args) \
 		</dev/null 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	secs=$((SECONDS - start))

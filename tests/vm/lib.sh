@@ -5,6 +5,7 @@
 # shellcheck shell=bash disable=SC2016 # check's conditions are expanded when evaluated
 set -u
 S=${SPILL_SRC:?} B=${SPILL_BUILD:?}
+W=${TMPDIR:?}	# the work disk (ext4, no discard) that init.sh mounted
 export SPILL_LIB=${SPILL_LIB:-$B/libspill.so}
 # tests/scripts/spillprobe.c, built on the host by check-vm.sh (the script tests use it too)
 export SPILL_PROBE=$B/vm/spillprobe
@@ -38,7 +39,7 @@ check() {
 script_test() {
 	local name=$1 t rc
 	shift
-	t=$(mktemp -d /var/tmp/"$name".XXXXXX)
+	t=$(mktemp -d "$W/$name.XXXXXX")
 	echo "--- $name"
 	(cd "$t" && env SPILL_LIB="$SPILL_LIB" SPILL_BUILD="$B" SPILL_SRC="$S" TEST_TMP="$t" "$@" \
 		bash "$S/tests/scripts/$name.sh") </dev/null 2>&1 | tee "$t.log" | sed -u 's/^/    /'

@@ -17,22 +17,22 @@ script_test test_memcap		# limit, memory.peak, oom_kill from memory.events, clea
 # From a group that holds processes (not the root) memcap cannot hand the memory controller to
 # a child of its own (v2 has no internal processes): it must say so and exit 125.
 mkdir -p /sys/fs/cgroup/busy
-(echo "$BASHPID" >/sys/fs/cgroup/busy/cgroup.procs && exec "$S/scripts/memcap" 64M -- true) 2>/var/tmp/busy.err
+(echo "$BASHPID" >/sys/fs/cgroup/busy/cgroup.procs && exec "$S/scripts/memcap" 64M -- true) 2>$W/busy.err
 rc=$?
-echo "    from a busy group: exit $rc: $(cat /var/tmp/busy.err)"
+echo "    from a busy group: exit $rc: $(cat $W/busy.err)"
 check "memcap in a non-root group that holds processes: exit 125 with the reason" \
-	'[ $rc = 125 ] && grep -q "cannot delegate controllers" /var/tmp/busy.err'
+	'[ $rc = 125 ] && grep -q "cannot delegate controllers" $W/busy.err'
 rmdir /sys/fs/cgroup/busy
 # memhog and numpy, 4x the cap: plain OOM-killed, libspill completes (6 x 48 MiB under 72M here)
 script_test test_memcap_spill MEMCAP_SPILL_CAP=72M MEMCAP_SPILL_COUNT=6 MEMCAP_SPILL_MIB=48
 
 # A small make demo: 3 batches of 96 MiB under a 64 MiB cap.
-make -s -C "$S" demo DEMO_BATCH_MIB=96 DEMO_BATCHES=3 DEMO_CAP=64M DEMO_DIR=/var/tmp >/var/tmp/demo.out 2>&1
+make -s -C "$S" demo DEMO_BATCH_MIB=96 DEMO_BATCHES=3 DEMO_CAP=64M DEMO_DIR="$W" >$W/demo.out 2>&1
 rc=$?
-sed 's/^/    /' /var/tmp/demo.out
+sed 's/^/    /' $W/demo.out
 check "make demo: exit 0 (status $rc)" '[ $rc = 0 ]'
-check "make demo: the cap is the v2 one (no NO MEMORY CAP line)" '! grep -q "NO MEMORY CAP" /var/tmp/demo.out'
+check "make demo: the cap is the v2 one (no NO MEMORY CAP line)" '! grep -q "NO MEMORY CAP" $W/demo.out'
 check "make demo: plain malloc OOM-killed, libspill finished" \
-	'grep -Eq "^  outcome +OOM-killed by kernel +finished\$" /var/tmp/demo.out'
-check "make demo: results identical" 'grep -q "^results identical: yes" /var/tmp/demo.out'
+	'grep -Eq "^  outcome +OOM-killed by kernel +finished\$" $W/demo.out'
+check "make demo: results identical" 'grep -q "^results identical: yes" $W/demo.out'
 finish

@@ -71,12 +71,12 @@ finally:
 EOF
 
 # ---- the spill, with this file system's messages ---------------------------------------------------
-out=/var/tmp/spill.out err=/var/tmp/spill.err
-env LD_PRELOAD="$SPILL_LIB" SPILL_DIR="$dir" SPILL_THRESHOLD=1M SPILL_STATS=/var/tmp/spill.json \
+out=$W/spill.out err=$W/spill.err
+env LD_PRELOAD="$SPILL_LIB" SPILL_DIR="$dir" SPILL_THRESHOLD=1M SPILL_STATS=$W/spill.json \
 	"$probe" fill 8 4 >"$out" 2>"$err"
 rc=$?
 echo "spill: exit $rc: $(grep '^fill:' "$out"); stderr: $(cat "$err")"
-echo "    stats: $(cat /var/tmp/spill.json)"
+echo "    stats: $(cat $W/spill.json)"
 check "spill: 8 x 4 MiB blocks spilled and correct" '[ $rc = 0 ] && grep -q " spilled=8 ram=0 " "$out"'
 case $fs in
 tmpfs) want='is on tmpfs; spilled blocks stay in memory there' ;;
@@ -148,7 +148,7 @@ base=$(($(avail "$dir") - slack))
 for r in "${runs[@]}"; do
 	read -r name cmd <<<"$r"
 	echo "--- $fs: $name: $cmd"
-	t=$(mktemp -d /var/tmp/run.XXXXXX)
+	t=$(mktemp -d "$W/run.XXXXXX")
 	start=$SECONDS
 	(cd "$S" && env SPILL_DIR="$dir" SPILL_TEST_FS="$dir" SPILL_TEST_TMPDIR="$dir" TEST_TMP="$t" \
 		bash -o pipefail -c "$cmd") </dev/null >"$t.log" 2>&1

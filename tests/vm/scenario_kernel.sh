@@ -5,7 +5,7 @@
 # script tests) with the work disk (ext4, no discard) as its scratch space. The tests that
 # cannot or need not run here are skipped with their reason (SPILL_TEST_SKIP).
 . "$(dirname "$0")/lib.sh"
-echo "kernel $(uname -r), cgroup $(cat /proc/self/cgroup), work disk $(findmnt -n -o FSTYPE,OPTIONS /var/tmp)"
+echo "kernel $(uname -r), cgroup $(cat /proc/self/cgroup), work disk $(findmnt -n -o FSTYPE,OPTIONS "$W")"
 
 # no_dev_fd CMD...: CMD in a mount namespace whose /dev holds only the device nodes, no fd link.
 no_dev_fd() {
@@ -17,7 +17,7 @@ no_dev_fd() {
 		umount -l /run/olddev
 		exec "$@"' sh "$@"
 }
-cat >/var/tmp/job.c <<'EOF'
+cat >$W/job.c <<'EOF'
 #include <stdlib.h>
 #include <string.h>
 int main(void)
@@ -29,15 +29,15 @@ int main(void)
 	return !ok;
 }
 EOF
-cc -O2 -o /var/tmp/job /var/tmp/job.c || fail "cannot build the wrapper's job"
-mkdir -p /var/tmp/wrapper
+cc -O2 -o $W/job $W/job.c || fail "cannot build the wrapper's job"
+mkdir -p $W/wrapper
 no_dev_fd bash -c '[ ! -e /dev/fd ] && echo "no /dev/fd here"; exec "$@"' sh \
-	"$B/spill" -t 1M -d /var/tmp/wrapper --stats=/var/tmp/wrapper.json -- /var/tmp/job >/var/tmp/wrapper.out 2>&1
+	"$B/spill" -t 1M -d $W/wrapper --stats=$W/wrapper.json -- $W/job >$W/wrapper.out 2>&1
 rc=$?
-sed 's/^/    /' /var/tmp/wrapper.out
-echo "    stats: $(cat /var/tmp/wrapper.json 2>/dev/null)"
+sed 's/^/    /' $W/wrapper.out
+echo "    stats: $(cat $W/wrapper.json 2>/dev/null)"
 check "the spill wrapper works without /dev/fd (exit $rc) and its job spills" \
-	'[ $rc = 0 ] && grep -q "^no /dev/fd here" /var/tmp/wrapper.out && grep -q "\"spilled_allocs\":1" /var/tmp/wrapper.json'
+	'[ $rc = 0 ] && grep -q "^no /dev/fd here" $W/wrapper.out && grep -q "\"spilled_allocs\":1" $W/wrapper.json'
 
 # tests/run.sh in full but for these (name and reason); sizes cut down where a test has a knob.
 export SPILL_TEST_SKIP="unit/check_config the parser does not depend on the kernel (make check runs it)
@@ -60,7 +60,7 @@ scripts/test_kill9 run on each file system by the fs-* scenarios
 scripts/test_tmpfile_fallback run on overlayfs, where it spills, by the fs-overlay scenario
 scripts/test_deb run by the deb scenario"
 export SPILL_TEST_ENV="FORK_THREAD_FORKS=20 FORK_COST_MIB=64 THREADS_OPS=300 RANDOM_OPS_SEEDS=1 RANDOM_OPS_OPS=2000"
-SPILL_TEST_BUILD=$B bash "$S/tests/run.sh" all 2>&1 | tee /var/tmp/run.out
+SPILL_TEST_BUILD=$B bash "$S/tests/run.sh" all 2>&1 | tee $W/run.out
 rc=${PIPESTATUS[0]}
-check "tests/run.sh all on $(uname -r): $(tail -n 1 /var/tmp/run.out)" '[ $rc = 0 ]'
+check "tests/run.sh all on $(uname -r): $(tail -n 1 $W/run.out)" '[ $rc = 0 ]'
 finish

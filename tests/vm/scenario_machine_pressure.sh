@@ -22,9 +22,9 @@ echo "reference (one buffer at a time): checksum=$expected"
 
 # 1. plain malloc: the global OOM killer ends it
 k0=$(vmstat_get oom_kill)
-"$hog" -n $n -s $mib -k all -r >/var/tmp/plain.out 2>&1
+"$hog" -n $n -s $mib -k all -r >$W/plain.out 2>&1
 rc=$?
-echo "plain: exit $rc, $(head -n 1 /var/tmp/plain.out)"
+echo "plain: exit $rc, $(head -n 1 $W/plain.out)"
 dmesg | grep -E 'Out of memory|oom-kill:' | tail -n 2 | sed 's/^/    /'
 check "plain malloc: OOM-killed (exit $rc, oom_kill +$(($(vmstat_get oom_kill) - k0)))" \
 	'[ $rc = 137 ] && [ $(($(vmstat_get oom_kill) - k0)) -ge 1 ] && dmesg | grep -q "Killed process .*(memhog)"'
@@ -35,21 +35,21 @@ declare -A before
 for c in $counters; do before[$c]=$(vmstat_get $c); done
 sync
 start=$SECONDS
-env LD_PRELOAD="$SPILL_LIB" SPILL_DIR=/spill SPILL_THRESHOLD=1M SPILL_STATS=/var/tmp/stats.json \
-	"$hog" -n $n -s $mib -k all -r >/var/tmp/spill.out 2>&1
+env LD_PRELOAD="$SPILL_LIB" SPILL_DIR=/spill SPILL_THRESHOLD=1M SPILL_STATS=$W/stats.json \
+	"$hog" -n $n -s $mib -k all -r >$W/spill.out 2>&1
 rc=$?
 secs=$((SECONDS - start))
-echo "libspill: exit $rc in $secs s, $(head -n 1 /var/tmp/spill.out)"
-echo "    stats: $(cat /var/tmp/stats.json 2>/dev/null)"
+echo "libspill: exit $rc in $secs s, $(head -n 1 $W/spill.out)"
+echo "    stats: $(cat $W/stats.json 2>/dev/null)"
 declare -A d
 for c in $counters; do
 	d[$c]=$(($(vmstat_get $c) - ${before[$c]:-0}))
 	echo "    vmstat $c +${d[$c]}"
 done
 check "libspill: completes with the right checksum, no OOM kill" \
-	'[ $rc = 0 ] && grep -q "checksum=$expected" /var/tmp/spill.out && grep -qx ok /var/tmp/spill.out'
+	'[ $rc = 0 ] && grep -q "checksum=$expected" $W/spill.out && grep -qx ok $W/spill.out'
 check "libspill: all $((n * mib)) MiB spilled" \
-	'[ "$(field /var/tmp/stats.json spilled_bytes_peak)" -ge $((n * mib << 20)) ]'
+	'[ "$(field $W/stats.json spilled_bytes_peak)" -ge $((n * mib << 20)) ]'
 over=$(((n * mib << 20) - (ram_kib << 10)))	# what cannot have stayed in RAM, bytes
 check "the kernel wrote at least the $((over >> 20)) MiB that RAM cannot hold ($((d[nr_written] >> 8)) MiB written)" \
 	'[ $((d[nr_written] * 4096)) -ge $over ]'

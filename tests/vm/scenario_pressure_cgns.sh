@@ -41,7 +41,7 @@ container() {
 run() {
 	local name=$1 cap=$2 sub=$3 k0
 	shift 3
-	out=/var/tmp/$name.out err=/var/tmp/$name.err stats=/var/tmp/$name.json
+	out=$W/$name.out err=$W/$name.err stats=$W/$name.json
 	echo "$cap" >"$box/memory.max"
 	k0=$(sed -n 's/^oom_kill //p' "$box/memory.events")
 	(container "$sub" env "$@" SPILL_STATS="$stats" "$hog" -n $n -s $mib -k all -r) >"$out" 2>"$err"
@@ -52,7 +52,7 @@ run() {
 	sed 's/^/    /' "$err"
 	[ -s "$stats" ] && echo "    stats: $(cat "$stats")"
 }
-spill=(LD_PRELOAD="$SPILL_LIB" SPILL_THRESHOLD=1M SPILL_DIR=/var/tmp SPILL_WHEN=pressure)
+spill=(LD_PRELOAD="$SPILL_LIB" SPILL_THRESHOLD=1M SPILL_DIR="$W" SPILL_WHEN=pressure)
 
 run ns-view 512M "" true
 check "in the namespace /proc/self/cgroup says 0::/" 'grep -q "seen from the job: /proc/self/cgroup 0::/," "$err"'
