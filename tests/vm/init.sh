@@ -76,6 +76,11 @@ mkdir -p "$work" && mkfs.ext4 -q -F -E nodiscard /dev/vda >/dev/null 2>&1 &&
 	mount -o nodiscard /dev/vda "$work" || die "cannot make the work disk /dev/vda"
 chmod 1777 "$work"
 export TMPDIR=$work SPILL_TEST_TMPDIR=$work
+# Tests that name /var/tmp get the work disk there too, unless the tree lives under it.
+case "$SPILL_SRC/ $SPILL_BUILD/" in
+*/var/tmp/*) echo "init: the tree is under /var/tmp: /var/tmp stays the overlay (no O_TMPFILE on 6.1)" ;;
+*) mkdir -m 1777 "$work/var-tmp" && mount --bind "$work/var-tmp" /var/tmp ;;
+esac
 echo "init: Linux $(uname -r), $(nproc) CPU, $(($(sed -n 's/^MemTotal: *\([0-9]*\).*/\1/p' /proc/meminfo) / 1024)) MiB," \
 	"cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers), ready after $(cut -d' ' -f1 /proc/uptime) s"
 
