@@ -18,15 +18,16 @@ no_dev_fd() {
 		exec "$@"' sh "$@"
 }
 cat >$W/job.c <<'EOF'
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 int main(void)
 {
-	char *p = malloc(8 << 20);
+	char *volatile p = malloc(8 << 20);	/* volatile: the compiler may not elide it */
 	memset(p, 7, 8 << 20);
-	int ok = p[(8 << 20) - 1] == 7;
+	printf("job: %d\n", p[(8 << 20) - 1]);
 	free(p);
-	return !ok;
+	return 0;
 }
 EOF
 cc -O2 -o $W/job $W/job.c || fail "cannot build the wrapper's job"
@@ -36,8 +37,18 @@ no_dev_fd bash -c '[ ! -e /dev/fd ] && echo "no /dev/fd here"; exec "$@"' sh \
 rc=$?
 sed 's/^/    /' $W/wrapper.out
 echo "    stats: $(cat $W/wrapper.json 2>/dev/null)"
-check "the spill wrapper works without /dev/fd (exit $rc) and its job spills" \
-	'[ $rc = 0 ] && grep -q "^no /dev/fd here" $W/wrapper.out && grep -q "\"spilled_allocs\":1" $W/wrapper.json'
+check "without /dev/fd the spill wrapper runs its job (exit $rc), which spills" \
+	'[ $rc = 0 ] && grep -q "^no /dev/fd here" $W/wrapper.out && grep -qx "job: 7" $W/wrapper.out &&
+	 grep -q "\"spilled_allocs\":1" $W/wrapper.json'
+check "without /dev/fd the spill wrapper says nothing of its own" \
+	'[ "$(grep -cvx -e "no /dev/fd here" -e "job: 7" $W/wrapper.out)" = 0 ]'
+# ... and still refuses a static program, which LD_PRELOAD cannot reach
+cc -O2 -static -o $W/static-job $W/job.c || fail "cannot build a static job"
+no_dev_fd "$B/spill" -t 1M -- $W/static-job >$W/static.out 2>&1
+rc=$?
+sed 's/^/    /' $W/static.out
+check "without /dev/fd the spill wrapper refuses a static program (exit $rc)" \
+	'[ $rc = 1 ] && grep -q "is statically linked" $W/static.out && ! grep -q "^job:" $W/static.out'
 
 # tests/run.sh in full but for these (name and reason); sizes cut down where a test has a knob.
 export SPILL_TEST_SKIP="unit/check_config the parser does not depend on the kernel (make check runs it)
