@@ -100,21 +100,24 @@ full="SPILL_ON_FAIL=null SPILL_MIN_FREE=0"	# fill the disk to its last block
 runs=(
 	"spill          preload $probe fill 16 2"
 	"realloc        preload $probe realloc 4 | grep -x 'realloc: spilled=1 grew_in_place=1 moved=1 .*'"
-	"fork-copy      integration fork isolation"
+	"fork-cow       integration fork isolation"
+	"fork-copy      integration fork isolation SPILL_FORK=copy"
 	"fork-drop      integration fork drop SPILL_FORK=drop"
+	"cow            integration cow"
 	"random_ops     integration random_ops RANDOM_OPS_SEEDS=7 RANDOM_OPS_OPS=1000"
 	"big_alloc      integration big_alloc"
 	"many_blocks    integration many_blocks"
 	"full-disk      bash tests/scripts/test_full_disk.sh"
 	"rewrite-full   preload env $full $probe rewrite 2"
 	"fork-full      preload env $full $probe fork-full 8"
+	"fork-full-copy preload env $full SPILL_FORK=copy $probe fork-full 8"
 	"kill9          bash tests/scripts/test_kill9.sh"
 	"no-tmpfile     bash tests/scripts/test_tmpfile_fallback.sh"
 )
 # Known failures, "FS NAME WHY": they run and are reported, but do not fail the scenario.
 known=(
-	"xfs    fork-full  a fork copy shares the parent's disk blocks (copy_file_range clones them); the first write to a shared block after the fork needs new space, and with the disk full that write is a SIGBUS"
-	"btrfs  fork-full  a fork copy shares the parent's disk blocks (copy_file_range clones them); the first write to a shared block after the fork needs new space, and with the disk full that write is a SIGBUS"
+	"xfs    fork-full-copy  a fork copy shares the parent's disk blocks (copy_file_range clones them); the first write to a shared block after the fork needs new space, and with the disk full that write is a SIGBUS"
+	"btrfs  fork-full-copy  a fork copy shares the parent's disk blocks (copy_file_range clones them); the first write to a shared block after the fork needs new space, and with the disk full that write is a SIGBUS"
 )
 
 preload() { LD_PRELOAD=$SPILL_LIB SPILL_THRESHOLD=1M "$@"; }
