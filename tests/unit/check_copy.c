@@ -256,7 +256,7 @@ static int child_checks(const struct live *l, unsigned n)
 	for (unsigned k = 0; k < n; k++) {
 		size_t at = sparse_check(l[k].p, round_pg(l[k].pt->size), l[k].pt, l[k].seed, why, sizeof why);
 		if (at != (size_t)-1) {
-			printf("FAIL fork child [%s, %s, SPILL_FORK=%s]: %s\n", var->root, var->advice,
+			printf("FAIL fork child [%s, %s, SPILL_FORK=%s]: %s\n", var->fs, var->advice,
 			       getenv("SPILL_FORK"), why);
 			bad = 1;
 		}
@@ -512,7 +512,7 @@ Suite *copy_suite(void)
 {
 	Suite *s = suite_create("copy");
 	TCase *paths = tcase_create("paths"), *fork_tc = tcase_create("fork");
-	int n = variant_count();
+	int n = copytest_begin();
 
 	tcase_add_loop_test(paths, test_copy_fd_mapped, 0, n);
 	tcase_add_loop_test(paths, test_copy_fd_pwrite, 0, n);
@@ -537,5 +537,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	copytest_end();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -256,7 +256,7 @@ Suite *copy_fault_suite(void)
 {
 	Suite *s = suite_create("copy_fault");
 	TCase *tc = tcase_create("faults");
-	int n = variant_count();
+	int n = copytest_begin();
 
 	tcase_add_loop_test(tc, test_move_faults, 0, n);
 	tcase_add_loop_test(tc, test_fork_faults, 0, n);
@@ -273,5 +273,6 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	copytest_end();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

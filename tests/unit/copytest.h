@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <ftw.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,17 +25,19 @@
  * MADV_RANDOM SEEK_DATA sees exactly the pages written; tmpfs never reads around.
  */
 struct variant {
-	const char *root, *advice;
+	const char *fs, *advice;
 	int exact;		/* SEEK_DATA shows the written pages and no others */
+	char *root;		/* made by copytest_begin() in the runner: failed tests leave nothing behind */
 };
 
+static char root_ext4[64], root_tmpfs[64];
 static struct variant variants[] = {
-	{ "/var/tmp", "normal", 0 },
-	{ "/var/tmp", "random", 1 },
-	{ "/dev/shm", "normal", 1 },
+	{ "/var/tmp", "normal", 0, root_ext4 },
+	{ "/var/tmp", "random", 1, root_ext4 },
+	{ "/dev/shm", "normal", 1, root_tmpfs },
 };
 static const struct variant *var;
-static char dir[64];
+static char dir[96];
 static size_t pg;
 
 static const char *env_get(const char *name)
@@ -42,23 +45,47 @@ static const char *env_get(const char *name)
 	return getenv(name);
 }
 
-/* How many variants can run here: the tmpfs one needs a writable tmpfs at /dev/shm. */
-static int variant_count(void)
+/*
+ * In main, before the tests fork: one directory per file system for all tests, removed by
+ * copytest_end() with whatever a failed test left in it. Returns how many variants can run:
+ * the tmpfs one needs a writable tmpfs at /dev/shm.
+ */
+static int copytest_begin(void)
 {
 	struct statfs sfs;
 
+	snprintf(root_ext4, sizeof root_ext4, "/var/tmp/check_copy.XXXXXX");
+	if (!mkdtemp(root_ext4)) {
+		perror(root_ext4);
+		exit(EXIT_FAILURE);
+	}
 	if (statfs("/dev/shm", &sfs) || sfs.f_type != TMPFS_MAGIC || access("/dev/shm", W_OK)) {
 		printf("note: /dev/shm is not a writable tmpfs; the tmpfs variant does not run\n");
 		return 2;
 	}
-	return 3;
+	snprintf(root_tmpfs, sizeof root_tmpfs, "/dev/shm/check_copy.XXXXXX");
+	return mkdtemp(root_tmpfs) ? 3 : 2;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void copytest_end(void)
+{
+	if (root_ext4[0])
+		nftw(root_ext4, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (root_tmpfs[0])
+		nftw(root_tmpfs, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Inside the (forked) test: a fresh directory, SPILL_* in the environment, spill_init(). */
 static void setup_variant(int i, const char *const *kv)
 {
 	var = &variants[i];
-	snprintf(dir, sizeof dir, "%s/check_copy.XXXXXX", var->root);
+	snprintf(dir, sizeof dir, "%s/t.XXXXXX", var->root);
 	ck_assert_ptr_nonnull(mkdtemp(dir));
 	unsetenv("SPILL_MAX");
 	unsetenv("SPILL_ON_FAIL");
@@ -74,7 +101,7 @@ static void setup_variant(int i, const char *const *kv)
 	ck_assert_int_eq(spill_backing_check_dir(spill_cfg.dir, spill_cfg.dir, sizeof spill_cfg.dir), 0);
 	spill_stats_reset();
 	pg = spill_page;
-	printf("variant: SPILL_DIR on %s, SPILL_ADVICE=%s\n", var->root, var->advice);
+	printf("variant: SPILL_DIR on %s, SPILL_ADVICE=%s\n", var->fs, var->advice);
 }
 
 static void teardown_variant(void)
@@ -108,7 +135,7 @@ static void expect_pattern(const unsigned char *block, size_t len, const struct 
 {
 	char why[256];
 	size_t bad = sparse_check(block, len, pt, seed, why, sizeof why);
-	ck_assert_msg(bad == (size_t)-1, "%s [%s, %s]: %s", what, var->root, var->advice, why);
+	ck_assert_msg(bad == (size_t)-1, "%s [%s, %s]: %s", what, var->fs, var->advice, why);
 }
 
 /*

@@ -1,0 +1,948 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * model.c - differential model test: a long random sequence of malloc, calloc, realloc,
+ * reallocarray, the aligned allocators and free, with sizes on both sides of the threshold
+ * and odd ones; sparse writes (runs with holes, never whole blocks); fork (the child checks
+ * every block, writes, frees, moves; the parent checks that none of it reached it); and
+ * reuse of freed places. Every block is checked against a shadow of what it must hold.
+ *
+ * The shadow is not in memory the allocator serves: the slots and a bitmap of the pages
+ * written are static arrays, and the shadow bytes live in a mapping of their own.
+ * What a block holds is defined as C defines it: bytes up to the size survive realloc,
+ * fresh spilled space reads as zero (libspill's design; calloc relies on it), and bytes a
+ * realloc brings in from the old block's last page or the heap block's slack are adopted.
+ *
+ *   model                   the matrix: every fork mode and SPILL_ADVICE of matrix.h, and tmpfs
+ *                           (MODEL_SEEDS="1 2", MODEL_OPS=N per seed and configuration)
+ *   model one SEED OPS      one run under the environment's SPILL_*; a failure prints this line
+ *
+ * MODEL_KNOWN_BUG_FORK_EMPTY=skip leaves out the forks with no live spilled block, which
+ * hit a known bug of shim/fork.c (see tests/unit/check_copy.c); meant only for hunting
+ * other bugs meanwhile. tests/unit/check_model.c builds this file with MODEL_CORE against
+ * the spill core itself, which is how it runs under ASan.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rerun.h"
+#include "sparse.h"
+
+#ifdef MODEL_CORE
+/* The spill core linked in, entered as interpose.c enters it; everything else is the heap's. */
+#include "spill.h"
+
+static void *m_malloc(size_t n)
+{
+	return n >= spill_gate ? spill_malloc(n, 0) : malloc(n);
+}
+
+static void *m_calloc(size_t n, size_t m)
+{
+	if (n && m > SIZE_MAX / n)
+		return NULL;
+	return n * m >= spill_gate && spill_active() > 0 ? spill_alloc(n * m, 0, 1) : calloc(n, m);
+}
+
+static void *m_realloc(void *p, size_t n)
+{
+	return spill_is_ours(p) || n >= spill_gate ? spill_realloc(p, n) : realloc(p, n);
+}
+
+static void *m_reallocarray(void *p, size_t n, size_t m)
+{
+	if (n && m > SIZE_MAX / n)
+		return NULL;
+	return m_realloc(p, n * m);
+}
+
+static void *m_memalign(size_t a, size_t n)
+{
+	return n >= spill_gate ? spill_malloc(n, a) : memalign(a, n);
+}
+
+static void *m_aligned_alloc(size_t a, size_t n)
+{
+	return n >= spill_gate ? spill_malloc(n, a) : aligned_alloc(a, n);
+}
+
+static int m_posix_memalign(void **out, size_t a, size_t n)
+{
+	if (n < spill_gate)
+		return posix_memalign(out, a, n);
+	*out = spill_malloc(n, a);
+	return *out ? 0 : ENOMEM;
+}
+
+static void m_free(void *p)
+{
+	if (spill_is_ours(p))
+		spill_free(p);
+	else
+		free(p);
+}
+
+static size_t m_usable(void *p)
+{
+	return spill_is_ours(p) ? spill_usable_size(p) : malloc_usable_size(p);
+}
+
+static int is_spilled(const void *p)
+{
+	return spill_is_ours(p);
+}
+
+static int spill_fd(void)
+{
+	return spill_file.fd;
+}
+
+static uintptr_t spill_base(void)
+{
+	return (uintptr_t)spill_file.base;
+}
+#else
+#include <dirent.h>
+
+#include "maps.h"
+
+#define m_malloc malloc
+#define m_calloc calloc
+#define m_realloc realloc
+#define m_reallocarray reallocarray
+#define m_memalign memalign
+#define m_aligned_alloc aligned_alloc
+#define m_posix_memalign posix_memalign
+#define m_free free
+#define m_usable malloc_usable_size
+
+static uintptr_t map_lo, map_hi;
+
+/* In the spill mapping? It stays at one address for the life of the process (and its children). */
+static int is_spilled(const void *p)
+{
+	if (!map_hi && spill_maps(&map_lo, &map_hi) < 1)
+		map_lo = map_hi = 0;
+	return map_hi && (uintptr_t)p >= map_lo && (uintptr_t)p < map_hi;
+}
+
+/* Our own descriptor of the spill file, for SEEK_DATA; found again after a fork. */
+static int seek_fd = -1;
+static pid_t seek_pid;
+
+static int spill_fd(void)
+{
+	char canon[4096], link[4096], path[300];
+	DIR *d;
+	struct dirent *e;
+
+	if (seek_fd >= 0 && seek_pid == getpid())
+		return seek_fd;
+	if (seek_fd >= 0)
+		close(seek_fd);
+	seek_fd = -1;
+	seek_pid = getpid();
+	if (!getenv("SPILL_DIR") || !realpath(getenv("SPILL_DIR"), canon) || !(d = opendir("/proc/self/fd")))
+		return -1;
+	while ((e = readdir(d))) {
+		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+		ssize_t n = readlink(path, link, sizeof link - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (!strncmp(link, canon, strlen(canon)) && strstr(link, "/#") && strstr(link, " (deleted)")) {
+			seek_fd = open(path, O_RDONLY | O_CLOEXEC);
+			break;
+		}
+	}
+	closedir(d);
+	return seek_fd;
+}
+
+static uintptr_t spill_base(void)
+{
+	is_spilled(NULL);
+	return map_lo;
+}
+#endif
+
+#define SLOTS 64
+#define SPAN ((size_t)64 << 20)		/* shadow room per slot: the largest block */
+#define BIG_MAX ((size_t)48 << 20)
+#define LIVE_MAX ((size_t)192 << 20)	/* the sum of live sizes stays below this */
+#define PAGES_MAX (SPAN / 4096)
+#define HISTORY 6
+
+enum how { H_MALLOC, H_CALLOC, H_MEMALIGN, H_ALIGNED, H_POSIX, H_REALLOC_NULL, H_REUSE, H_FORK_NEW };
+static const char *const how_name[] = { "malloc", "calloc", "memalign", "aligned_alloc", "posix_memalign",
+					"realloc(NULL)", "malloc after a free (reuse)", "malloc after fork" };
+
+struct slot {
+	unsigned char *p;
+	size_t size;
+	uint32_t id;
+	uint8_t how, spilled;
+};
+
+/* What happened to a slot lately, for the failure message. */
+struct event {
+	unsigned long long op;
+	const char *what;
+	uintptr_t p;
+	size_t a, b;
+};
+
+static struct slot slots[SLOTS];
+static uint64_t dirty[SLOTS][PAGES_MAX / 64];	/* pages whose shadow may be non-zero */
+static struct event history[SLOTS][HISTORY];
+static unsigned history_at[SLOTS];
+static unsigned char *shadow;			/* SLOTS x SPAN, its own anonymous mapping */
+
+/* What the child of a fork changed, for the parent to check it saw none of it (len 0: a whole slot). */
+struct fork_write {
+	unsigned slot;
+	size_t off, len;
+};
+
+struct fork_log {
+	unsigned n;
+	struct fork_write w[64];
+};
+static struct fork_log *flog;
+
+static uint64_t rng;
+static unsigned long long seed, op, ops;
+static size_t T, pg, live;
+static uint32_t ids;
+static int failed, in_child, exact, tmpfs;
+static const char *mode = "copy", *advice = "normal", *opname = "";
+static int skip_empty_fork;
+
+static struct {
+	unsigned long long writes, runs, allocs, spilled_allocs, callocs, aligned, reallocs, moved, in_place,
+		shrunk, crossed_up, heap_reallocs, frees, reuses, reused_place, forks, empty_forks,
+		moved_with_holes, fork_blocks_with_holes, checks;
+} n;
+
+static uint64_t next(void)
+{
+	uint64_t z = (rng += 0x9e3779b97f4a7c15u);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+static size_t below(size_t n_)
+{
+	return n_ ? (size_t)(next() % n_) : 0;
+}
+
+static size_t round_pg(size_t x)
+{
+	return (x + pg - 1) & ~(pg - 1);
+}
+
+static unsigned char *sh(unsigned k)
+{
+	return shadow + (size_t)k * SPAN;
+}
+
+static void note(unsigned k, const char *what, const void *p, size_t a, size_t b)
+{
+	history[k][history_at[k]++ % HISTORY] = (struct event){ op, what, (uintptr_t)p, a, b };
+}
+
+static void mark(unsigned k, size_t off, size_t len)
+{
+	for (size_t i = off / pg; len && i <= (off + len - 1) / pg; i++)
+		dirty[k][i / 64] |= 1ull << (i % 64);
+}
+
+static int marked(unsigned k, size_t i)
+{
+	return dirty[k][i / 64] >> (i % 64) & 1;
+}
+
+static void reproduce_line(void)
+{
+	const char *lib = getenv("LD_PRELOAD"), *t = getenv("SPILL_THRESHOLD");
+
+#ifdef MODEL_CORE
+	printf("  reproduce: MODEL_SEEDS=%llu MODEL_OPS=%llu MODEL_ONLY=\"%s %s%s\" %s\n", seed, ops, mode, advice,
+	       tmpfs ? " tmpfs" : "", program_invocation_name);
+	(void)lib, (void)t;
+#else
+	printf("  reproduce: SPILL_FORK=%s SPILL_ADVICE=%s SPILL_THRESHOLD=%s SPILL_DIR=$(mktemp -d -p %s) "
+	       "LD_PRELOAD=%s %s one %llu %llu\n", mode, advice, t ? t : "256K", tmpfs ? "/dev/shm" : "/var/tmp",
+	       lib ? lib : "build/libspill.so", program_invocation_name, seed, op + 1);
+#endif
+}
+
+static void fail(unsigned k, size_t at, const char *why, int got, int want)
+{
+	const struct slot *s = &slots[k];
+
+	if (failed++)
+		return;
+	printf("FAIL seed=%llu op=%llu (%s%s) [SPILL_FORK=%s SPILL_ADVICE=%s%s]: %s\n", seed, op, opname,
+	       in_child ? ", in the fork child" : "", mode, advice, tmpfs ? " tmpfs" : "", why);
+	printf("  slot %u: block id %u made by %s, size %zu, %s at %p", k, s->id, how_name[s->how], s->size,
+	       s->spilled ? "spilled" : "on the heap", (void *)s->p);
+	if (got >= 0)
+		printf("; byte %zu (page %zu) is 0x%02x, want 0x%02x", at, at / pg, got, want);
+	printf("\n  its last events:");
+	for (unsigned i = history_at[k] > HISTORY ? history_at[k] - HISTORY : 0; i < history_at[k]; i++) {
+		const struct event *e = &history[k][i % HISTORY];
+		printf(" [op %llu %s %#lx %zu %zu]", e->op, e->what, (unsigned long)e->p, e->a, e->b);
+	}
+	printf("\n");
+	reproduce_line();
+	fflush(stdout);
+}
+
+/* Page I of slot K against the shadow; 0 if equal. */
+static int check_page(unsigned k, size_t i)
+{
+	const struct slot *s = &slots[k];
+	size_t off = i * pg, len = s->size - off < pg ? s->size - off : pg;
+
+	n.checks++;
+	if (!memcmp(s->p + off, sh(k) + off, len))
+		return 0;
+	for (size_t j = off; j < off + len; j++)
+		if (s->p[j] != sh(k)[j]) {
+			fail(k, j, "content differs from the model", s->p[j], sh(k)[j]);
+			break;
+		}
+	return -1;
+}
+
+/*
+ * Checks slot K: every page written, the first and the last, and SAMPLES others (which
+ * are holes: reading them fills them, so only a few are read). SAMPLES < 0: every page.
+ */
+static int verify(unsigned k, int samples)
+{
+	const struct slot *s = &slots[k];
+	size_t pages = (s->size + pg - 1) / pg;
+
+	if (!s->p || !pages)
+		return 0;
+	for (size_t i = 0; i < pages; i++)
+		if ((samples < 0 || marked(k, i) || i == 0 || i == pages - 1) && check_page(k, i))
+			return -1;
+	for (int j = 0; j < samples; j++)
+		if (check_page(k, below(pages)))
+			return -1;
+	return 0;
+}
+
+/* [off, off+len) of slot K only (what a fork child wrote, as the parent sees it). */
+static int verify_range(unsigned k, size_t off, size_t len)
+{
+	const struct slot *s = &slots[k];
+
+	if (!s->p || off >= s->size)
+		return 0;
+	if (!len)
+		return verify(k, 4);
+	if (off + len > s->size)
+		len = s->size - off;
+	for (size_t j = off; j < off + len; j++)
+		if (s->p[j] != sh(k)[j]) {
+			fail(k, j, "the parent sees a write of its fork child", s->p[j], sh(k)[j]);
+			return -1;
+		}
+	return 0;
+}
+
+/* The shadow past SIZE is zero: a block that grows gets zero unless the model adopts bytes. */
+static void shadow_cut(unsigned k, size_t from, size_t to)
+{
+	size_t mid = round_pg(from);
+
+	if (to <= from)
+		return;
+	memset(sh(k) + from, 0, (mid < to ? mid : to) - from);
+	if (round_pg(to) > mid)
+		madvise(sh(k) + mid, round_pg(to) - mid, MADV_DONTNEED);
+	for (size_t i = mid / pg; i < round_pg(to) / pg; i++)
+		dirty[k][i / 64] &= ~(1ull << (i % 64));
+}
+
+/* Takes the block's bytes [from, to) into the shadow: C leaves them unspecified. */
+static void adopt(unsigned k, size_t from, size_t to)
+{
+	if (to <= from)
+		return;
+	memcpy(sh(k) + from, slots[k].p + from, to - from);
+	mark(k, from, to - from);
+}
+
+/* Sizes: below, at and above the threshold, odd and page multiples, and rarely large. */
+static size_t pick_size(void)
+{
+	size_t room = live < LIVE_MAX ? LIVE_MAX - live : 0, s;
+
+	switch (next() % 16) {
+	case 0: s = below(65); break;
+	case 1: s = below(4096) + 1; break;
+	case 2: s = below(T / 2) + 1; break;
+	case 3: s = T - 1 - below(64); break;
+	case 4: s = T + below(64); break;
+	case 5: case 6: s = T + below(3 * T); break;
+	case 7: s = (T / pg + below(3 * T / pg)) * pg; break;
+	case 8: s = (T / pg + below(3 * T / pg)) * pg + (next() % 2 ? 1 : -1); break;
+	case 9: case 10: s = T / 2 + below(3 * T / 2); break;
+	case 11: s = 4 * T + below(12 * T); break;
+	case 12: s = next() % 4 ? 2 * T + below(6 * T) : ((size_t)8 << 20) + below(BIG_MAX - ((size_t)8 << 20)); break;
+	default: s = 2 * T + below(6 * T); break;
+	}
+	if (s > room)
+		s = below(room < T ? room + 1 : T);
+	return s;
+}
+
+/* A sparse write: a few runs of random length and place, with holes between them. */
+static void write_runs(unsigned k, unsigned nruns)
+{
+	struct slot *s = &slots[k];
+	uint64_t wseed = next();
+
+	if (!s->p || !s->size)
+		return;
+	n.writes++;
+	for (unsigned r = 0; r < nruns; r++) {
+		size_t size = s->size, off, len, b;
+		switch (next() % 8) {
+		case 0: off = below(size); len = 1 + below(256); break;
+		case 1: off = below(size); len = 1 + below(16384); break;
+		case 2: off = below(size) / pg * pg; len = pg; break;		/* exactly one page */
+		case 3: b = (1 + below(size / pg + 1)) * pg; len = 1 + below(64);	/* across a boundary */
+			off = b > len ? b - len : 0; len *= 2; break;
+		case 4: len = 1 + below(16); off = size > len ? size - len : 0; break;	/* the end */
+		case 5: off = 0; len = 1 + below(64); break;
+		case 6: off = below(size); len = 1 + below(65536); break;
+		default: b = below(size / pg + 1) * pg; off = b ? b - next() % 2 : 0; len = 1; break;
+		}
+		if (off >= size)
+			off = size - 1;
+		if (len > size - off)
+			len = size - off;
+		sparse_gen(sh(k) + off, wseed, off, len);
+		memcpy(s->p + off, sh(k) + off, len);	/* writes only: reading would fill the holes */
+		mark(k, off, len);
+		n.runs++;
+		if (in_child && flog->n < 64)
+			flog->w[flog->n++] = (struct fork_write){ k, off, len };
+	}
+	note(k, "write", s->p, nruns, 0);
+}
+
+static unsigned empty_slot(void)
+{
+	for (unsigned i = 0, k = (unsigned)below(SLOTS); i < SLOTS; i++, k = (k + 1) % SLOTS)
+		if (!slots[k].p)
+			return k;
+	return SLOTS;
+}
+
+static unsigned live_slot(int spilled_only)
+{
+	for (unsigned i = 0, k = (unsigned)below(SLOTS); i < SLOTS; i++, k = (k + 1) % SLOTS)
+		if (slots[k].p && (!spilled_only || slots[k].spilled))
+			return k;
+	return SLOTS;
+}
+
+/* No two live blocks overlap: a broken extent set shows here before the data does. */
+static int check_apart(unsigned k)
+{
+	const struct slot *s = &slots[k];
+
+	for (unsigned j = 0; j < SLOTS; j++)
+		if (j != k && slots[j].p && s->p < slots[j].p + slots[j].size && slots[j].p < s->p + s->size) {
+			fail(k, 0, "overlaps another live block", -1, -1);
+			printf("  the other: slot %u, id %u, %p size %zu\n", j, slots[j].id, (void *)slots[j].p,
+			       slots[j].size);
+			return -1;
+		}
+	return 0;
+}
+
+/* A new block in empty slot K: fresh spilled space and calloc read as zero, heap bytes are adopted. */
+static int alloc_into(unsigned k, size_t size, enum how how)
+{
+	struct slot *s = &slots[k];
+	size_t align = (size_t)1 << (4 + below(13));	/* 16 .. 64K */
+	void *q = NULL;
+
+	opname = how_name[how];
+	switch (how) {
+	case H_CALLOC:
+		q = size >= 16 ? m_calloc(size / 16, 16) : m_calloc(size, 1);
+		size = size >= 16 ? size / 16 * 16 : size;
+		n.callocs++;
+		break;
+	case H_MEMALIGN: q = m_memalign(align, size); break;
+	case H_ALIGNED: size = (size + align - 1) & ~(align - 1); q = m_aligned_alloc(align, size); break;
+	case H_POSIX: if (m_posix_memalign(&q, align, size)) q = NULL; break;
+	case H_REALLOC_NULL: q = m_realloc(NULL, size); break;
+	default: q = m_malloc(size); break;
+	}
+	*s = (struct slot){ q, size, ++ids, (uint8_t)how, (uint8_t)is_spilled(q) };
+	note(k, how_name[how], q, size, 0);
+	if (!q) {
+		fail(k, 0, "allocation returned NULL", -1, -1);
+		return -1;
+	}
+	n.allocs++;
+	n.spilled_allocs += s->spilled;
+	if (how >= H_MEMALIGN && how <= H_POSIX) {
+		n.aligned++;
+		if ((uintptr_t)q % align) {
+			fail(k, align, "misaligned", -1, -1);
+			return -1;
+		}
+	}
+	if (m_usable(q) < size) {
+		fail(k, m_usable(q), "malloc_usable_size is below the size asked", -1, -1);
+		return -1;
+	}
+	live += size;
+	if (!s->spilled && how != H_CALLOC)
+		adopt(k, 0, size);	/* the heap's own leftovers */
+	if (check_apart(k))
+		return -1;
+	return verify(k, 2);		/* zero where the model has nothing */
+}
+
+static int free_slot(unsigned k)
+{
+	struct slot *s = &slots[k];
+
+	opname = "free";
+	if (verify(k, 0))
+		return -1;
+	m_free(s->p);
+	note(k, "free", s->p, s->size, 0);
+	live -= s->size;
+	shadow_cut(k, 0, s->size);
+	s->p = NULL;
+	s->size = 0;
+	n.frees++;
+	return 0;
+}
+
+/* What SEEK_DATA says of a spilled block: the copy of a move or a fork sees that. */
+static struct sparse_seen seen(unsigned k)
+{
+	struct sparse_seen none = { 0, 0, 0 };
+	int fd = spill_fd();
+	if (fd < 0 || !slots[k].spilled)
+		return none;
+	return sparse_seek(fd, (uint64_t)((uintptr_t)slots[k].p - spill_base()), round_pg(slots[k].size));
+}
+
+/* The new size for a realloc: a little more, much more, less, below the threshold, or any. */
+static size_t pick_resize(const struct slot *s)
+{
+	size_t room = live < LIVE_MAX ? LIVE_MAX - live : 0, ns;
+
+	switch (next() % 8) {
+	case 0: ns = s->size + 1 + below(pg); break;
+	case 1: case 2: ns = s->size * (2 + below(3)) + below(pg); break;
+	case 3: ns = s->size ? s->size / 2 + below(s->size / 2 + 1) : 1; break;
+	case 4: ns = below(T); break;
+	case 5: ns = s->size < T ? T + below(2 * T) : s->size + T; break;
+	case 6: ns = next() % 32 ? pick_size() : 0; break;
+	default: ns = pick_size(); break;
+	}
+	if (ns > s->size && ns - s->size > room)
+		ns = s->size + below(room + 1);
+	if (ns > SPAN)
+		ns = SPAN;
+	return ns;
+}
+
+static int realloc_slot(unsigned k)
+{
+	struct slot *s = &slots[k];
+	size_t ns = pick_resize(s), old = s->size, usable = m_usable(s->p), keep = old < ns ? old : ns, u;
+	uintptr_t was = (uintptr_t)s->p;
+	int was_spilled = s->spilled, holes = 0;
+	void *q;
+
+	opname = "realloc";
+	if (was_spilled && ns > old) {
+		struct sparse_seen v = seen(k);
+		holes = v.runs >= 2 || (v.runs && v.lead_hole);
+	}
+	if (ns % 8 == 0 && next() % 4 == 0) {
+		opname = "reallocarray";
+		q = m_reallocarray(s->p, ns / 8, 8);
+	} else {
+		q = m_realloc(s->p, ns);
+	}
+	note(k, opname, q, old, ns);
+	n.reallocs++;
+	if (!ns) {	/* glibc and libspill: realloc(p, 0) frees p */
+		live -= old;
+		shadow_cut(k, 0, old);
+		s->p = NULL;
+		s->size = 0;
+		return 0;
+	}
+	if (!q) {
+		fail(k, 0, "realloc returned NULL", -1, -1);
+		return -1;
+	}
+	s->p = q;
+	s->size = ns;
+	s->spilled = (uint8_t)is_spilled(q);
+	live += ns - old;
+	n.heap_reallocs += !was_spilled && !s->spilled;
+	n.crossed_up += !was_spilled && s->spilled;
+	n.shrunk += ns < old;
+	if (ns > old) {
+		n.moved += was_spilled && (uintptr_t)q != was;
+		n.in_place += was_spilled && (uintptr_t)q == was;
+		n.moved_with_holes += holes && (uintptr_t)q != was;
+		/* what C leaves unspecified: the rest of a spilled block's last page, a heap block's slack */
+		u = !s->spilled ? ns : was_spilled ? round_pg(old) : usable;
+		adopt(k, old, u < ns ? u : ns);
+	} else {
+		shadow_cut(k, ns, old);
+	}
+	if (check_apart(k))
+		return -1;
+	(void)keep;
+	return verify(k, 3);
+}
+
+/* Free a spilled block, then ask for about its size: the new block lands on the kept extents. */
+static int reuse(void)
+{
+	unsigned k = live_slot(1), e;
+	uintptr_t at;
+	size_t size, len;
+
+	if (k == SLOTS || slots[k].size < T)
+		return 0;
+	at = (uintptr_t)slots[k].p;
+	size = slots[k].size;
+	len = round_pg(size);
+	if (free_slot(k))
+		return -1;
+	if ((e = empty_slot()) == SLOTS)
+		return 0;
+	switch (next() % 4) {
+	case 0: break;
+	case 1: size = size - below(size - T + 1); break;
+	case 2: size = round_pg(size) - below(pg); break;
+	default: size = size + below(pg); break;
+	}
+	if (alloc_into(e, size, next() % 3 ? H_REUSE : H_CALLOC))
+		return -1;
+	n.reuses++;
+	n.reused_place += (uintptr_t)slots[e].p >= at && (uintptr_t)slots[e].p < at + len;
+	return 0;
+}
+
+/* The child of a fork in a mode that keeps the blocks: checks, then makes changes of its own. */
+static int child_keeps(void)
+{
+	for (unsigned k = 0; k < SLOTS; k++)
+		if (slots[k].p && verify(k, slots[k].size <= ((size_t)1 << 20) ? -1 : 16))
+			return 1;
+	for (unsigned i = 0; i < 6; i++) {
+		unsigned k = live_slot(0);
+		if (k != SLOTS)
+			write_runs(k, 1 + (unsigned)below(3));
+	}
+	opname = "child's own changes";
+	unsigned k = live_slot(1);
+	if (k != SLOTS && flog->n < 64)
+		flog->w[flog->n++] = (struct fork_write){ k, 0, 0 };
+	if (k != SLOTS && realloc_slot(k))
+		return 1;
+	if ((k = live_slot(0)) != SLOTS && flog->n < 64)
+		flog->w[flog->n++] = (struct fork_write){ k, 0, 0 };
+	if (k != SLOTS && free_slot(k))
+		return 1;
+	if ((k = empty_slot()) != SLOTS) {
+		if (alloc_into(k, 2 * T + below(2 * T), H_FORK_NEW))
+			return 1;
+		if (!slots[k].spilled && strcmp(mode, "drop")) {
+			fail(k, 0, "a large block of the fork child did not spill", -1, -1);
+			return 1;
+		}
+		write_runs(k, 8);
+		if (verify(k, -1))
+			return 1;
+	}
+	for (k = 0; k < SLOTS; k++)
+		if (slots[k].p && verify(k, 0))
+			return 1;
+	return 0;
+}
+
+/* The child under SPILL_FORK=drop: spilled blocks are gone; free works, realloc says ENOMEM. */
+static int child_drops(void)
+{
+	unsigned k;
+
+	for (k = 0; k < SLOTS; k++)
+		if (slots[k].p && !slots[k].spilled && verify(k, -1))
+			return 1;
+	if ((k = live_slot(1)) != SLOTS) {
+		opname = "free of a dropped block";
+		flog->w[flog->n++] = (struct fork_write){ k, 0, 0 };
+		m_free(slots[k].p);
+		live -= slots[k].size;
+		slots[k].p = NULL;
+	}
+	if ((k = live_slot(1)) != SLOTS) {
+		opname = "realloc of a dropped block";
+		errno = 0;
+		if (m_realloc(slots[k].p, slots[k].size + T) || errno != ENOMEM) {
+			fail(k, 0, "realloc of a dropped block did not fail with ENOMEM", -1, -1);
+			return 1;
+		}
+	}
+	if ((k = empty_slot()) != SLOTS) {
+		if (alloc_into(k, 2 * T + below(2 * T), H_FORK_NEW))
+			return 1;
+		if (slots[k].spilled) {
+			fail(k, 0, "a large block of a SPILL_FORK=drop child spilled", -1, -1);
+			return 1;
+		}
+		write_runs(k, 8);
+		if (verify(k, -1))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * fork(): the parent writes right after fork() returns and makes a new block; the child
+ * (which must see none of that) checks everything, then writes, moves, frees and makes a
+ * block of its own, which the parent must not see.
+ */
+static int forked(void)
+{
+	int go[2], st, empty = skip_empty_fork ? 0 : next() % 6 == 0;
+	unsigned k, fresh = SLOTS;
+	char c;
+	pid_t pid;
+
+	opname = "fork";
+	if (empty)	/* nothing spilled live: the child must still get a file of its own */
+		for (k = 0; k < SLOTS; k++)
+			if (slots[k].p && slots[k].spilled && free_slot(k))
+				return -1;
+	for (k = 0; k < SLOTS; k++) {
+		struct sparse_seen v = seen(k);
+		n.fork_blocks_with_holes += v.runs >= 2;
+	}
+	if (pipe(go))
+		abort();
+	flog->n = 0;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		printf("FAIL fork: %s\n", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		in_child = 1;
+		rng ^= 0x5851f42d4c957f2dull;	/* the child's own sequence */
+		alarm(120);
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(3);
+		int bad = matrix_child_keeps(mode) ? child_keeps() : child_drops();
+		fflush(stdout);
+		_exit(bad || failed);
+	}
+	close(go[0]);
+	opname = "parent, right after fork";
+	for (unsigned i = 0; i < 4; i++)
+		if ((k = live_slot(0)) != SLOTS)
+			write_runs(k, 1 + (unsigned)below(4));
+	if ((fresh = empty_slot()) != SLOTS) {
+		if (alloc_into(fresh, 2 * T + below(2 * T), H_FORK_NEW))
+			return -1;
+		write_runs(fresh, 8);
+	}
+	if (write(go[1], "g", 1) != 1)
+		abort();
+	close(go[1]);
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		if (!failed++)
+			printf("FAIL seed=%llu op=%llu (fork) [SPILL_FORK=%s SPILL_ADVICE=%s%s]: the child failed (%s)\n",
+			       seed, op, mode, advice, tmpfs ? " tmpfs" : "", rerun_status(st));
+		reproduce_line();
+		return -1;
+	}
+	opname = "parent, after its child";
+	for (unsigned i = 0; i < flog->n; i++)
+		if (verify_range(flog->w[i].slot, flog->w[i].off, flog->w[i].len))
+			return -1;
+	if (fresh != SLOTS && verify(fresh, -1))
+		return -1;
+	n.forks++;
+	n.empty_forks += empty;
+	return 0;
+}
+
+static void report(double secs)
+{
+	printf("model: seed %llu, %llu ops [SPILL_FORK=%s SPILL_ADVICE=%s%s] in %.1f s: %llu writes (%llu runs), "
+	       "%llu allocs (%llu spilled, %llu calloc, %llu aligned), %llu reallocs (%llu moved, %llu grown in place, "
+	       "%llu shrunk, %llu crossed up, %llu on the heap), %llu frees, %llu reuses (%llu on the freed place), "
+	       "%llu forks (%llu with nothing spilled live), %llu moves and %llu fork copies of blocks with holes; "
+	       "%llu page checks, %s\n",
+	       seed, ops, mode, advice, tmpfs ? " tmpfs" : "", secs, n.writes, n.runs, n.allocs, n.spilled_allocs,
+	       n.callocs, n.aligned, n.reallocs, n.moved, n.in_place, n.shrunk, n.crossed_up, n.heap_reallocs, n.frees,
+	       n.reuses, n.reused_place, n.forks, n.empty_forks, n.moved_with_holes, n.fork_blocks_with_holes, n.checks,
+	       failed ? "FAILED" : "0 mismatches");
+}
+
+/* A run that did not reach the paths it is for must not pass. */
+static int coverage(void)
+{
+	int bad = 0;
+
+#define NEED(cond, what) do { if (!(cond)) { printf("FAIL coverage: %s\n", what); bad = 1; } } while (0)
+	if (ops < 2000)
+		return 0;
+	NEED(n.moved > 0, "no realloc moved a spilled block");
+	NEED(n.in_place > 0, "no spilled block grew in place");
+	NEED(n.shrunk > 0, "no block shrank");
+	NEED(n.crossed_up > 0, "no heap block crossed into a spilled one");
+	NEED(n.reused_place > 0, "no block was made on a freed block's place");
+	NEED(n.forks > 0, "no fork");
+	NEED(!exact || n.moved_with_holes > 0, "no move of a block with holes (SEEK_DATA saw none)");
+	NEED(!exact || n.forks == n.empty_forks || n.fork_blocks_with_holes > 0, "no fork copy of a block with holes");
+#undef NEED
+	return bad;
+}
+
+static int run(unsigned long long s, unsigned long long count)
+{
+	struct timespec t0, t1;
+	struct statfs sfs;
+	const char *m = getenv("SPILL_FORK"), *a = getenv("SPILL_ADVICE"), *t = getenv("SPILL_THRESHOLD");
+
+	mode = m && *m ? m : "copy";
+	advice = a && *a ? a : "normal";
+	T = t ? strtoul(t, NULL, 10) << (strpbrk(t, "Mm") ? 20 : strpbrk(t, "Kk") ? 10 : 0) : 256 << 10;
+	pg = (size_t)sysconf(_SC_PAGESIZE);
+	tmpfs = getenv("SPILL_DIR") && statfs(getenv("SPILL_DIR"), &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
+	exact = tmpfs || !strcmp(advice, "random");
+	skip_empty_fork = getenv("MODEL_KNOWN_BUG_FORK_EMPTY") && !strcmp(getenv("MODEL_KNOWN_BUG_FORK_EMPTY"), "skip");
+	shadow = mmap(NULL, SLOTS * SPAN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	flog = mmap(NULL, sizeof *flog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shadow == MAP_FAILED || flog == MAP_FAILED) {
+		printf("FAIL: cannot map the shadow (%s)\n", strerror(errno));
+		return 1;
+	}
+	seed = s;
+	ops = count;
+	rng = s * 0x2545f4914f6cdd1du + 1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (op = 0; op < ops && !failed; op++) {
+		unsigned k = (unsigned)below(SLOTS), r = (unsigned)below(1000);
+		struct slot *sl = &slots[k];
+
+		if (r < 3) {
+			forked();
+		} else if (r < 60) {
+			reuse();
+		} else if (r < 120) {
+			opname = "check";
+			if (sl->p)
+				verify(k, 4);
+		} else if (!sl->p || r < 260) {
+			if (!sl->p) {
+				static const enum how pick[] = { H_MALLOC, H_MALLOC, H_MALLOC, H_CALLOC, H_CALLOC, H_MEMALIGN,
+								 H_ALIGNED, H_POSIX, H_REALLOC_NULL, H_MALLOC };
+				if (!alloc_into(k, pick_size(), pick[below(10)]) && sl->p)
+					write_runs(k, (unsigned)below(4));
+			} else {
+				free_slot(k);
+			}
+		} else if (r < 560) {
+			write_runs(k, 1 + (unsigned)below(6));
+		} else {
+			realloc_slot(k);
+		}
+	}
+	for (unsigned k = 0; k < SLOTS; k++) {
+		if (slots[k].p && !failed) {
+			opname = "final check";
+			verify(k, -1);
+		}
+		if (slots[k].p)
+			m_free(slots[k].p);
+		slots[k].p = NULL;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	report((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	munmap(shadow, SLOTS * SPAN);
+	munmap(flog, sizeof *flog);
+	return failed || coverage();
+}
+
+#ifndef MODEL_CORE
+int main(int argc, char **argv)
+{
+	const char *o = getenv("MODEL_OPS"), *sd = getenv("MODEL_SEEDS");
+	unsigned long long count = o ? strtoull(o, NULL, 0) : 3000, total = 0;
+	char seeds[256], fm[32], adv[32], tmp[64], ss[32], os[32];
+	int bad = 0, runs = 0, have_tmpfs;
+	struct timespec t0, t1;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 3 && !strcmp(argv[1], "one"))
+		return run(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	bad |= rerun_check_modes() != 0;
+	have_tmpfs = rerun_tmpfs_dir(tmp, sizeof tmp);
+	snprintf(seeds, sizeof seeds, "%s", sd ? sd : "1");
+	snprintf(os, sizeof os, "%llu", count);
+	for (const char *sp = seeds; matrix_next(&sp, ss, sizeof ss);)
+		for (const char *fp = MATRIX_FORK_MODES; matrix_next(&fp, fm, sizeof fm);)
+			for (const char *ap = MATRIX_ADVICE " tmpfs"; matrix_next(&ap, adv, sizeof adv);) {
+				int on_tmpfs = !strcmp(adv, "tmpfs");	/* normal advice, SPILL_DIR on tmpfs */
+				if (on_tmpfs && !have_tmpfs)
+					continue;
+				const char *const kv[] = { "SPILL_FORK", fm, "SPILL_ADVICE", on_tmpfs ? "normal" : adv,
+							   on_tmpfs ? "SPILL_DIR" : NULL, tmp, NULL };
+				char *const args[] = { argv[0], "one", ss, os, NULL };
+				int st = rerun(NULL, args, kv, NULL, 0);
+				runs++;
+				total += count;
+				if (st) {
+					printf("  (that run: %s)\n", rerun_status(st));
+					bad = 1;
+				}
+			}
+	if (have_tmpfs)
+		rmdir(tmp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("model: %d run(s), %llu operations in all, %.1f s: %s\n", runs, total,
+	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, bad ? "FAILED" : "ok");
+	return bad;
+}
+#endif
