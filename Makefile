@@ -123,6 +123,11 @@ check-tsan:
 	scripts/deps.sh
 	$(MAKE) unit SAN=thread
 
+# Longer runs than check: the model test for over a million operations, the pickle loop for
+# 2000 iterations (tests/soak.sh; SOAK_SEEDS, SOAK_OPS). About half an hour here.
+soak: all programs
+	tests/soak.sh
+
 demo: all $(B)/programs/sensor
 	scripts/demo.sh
 
@@ -161,4 +166,4 @@ clean:
 # Objects made on the way to a test are kept: deleting them makes every run relink.
 .SECONDARY:
 
-.PHONY: all check check-run check-vm check-vm-run unit programs check-asan check-tsan demo bench install deb uninstall clean
+.PHONY: all check check-run check-vm check-vm-run unit programs check-asan check-tsan soak demo bench install deb uninstall clean

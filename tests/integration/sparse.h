@@ -24,19 +24,34 @@ struct sparse_pattern {
 	struct sparse_run run[SPARSE_MAX_RUNS];
 };
 
+/* Eight bytes of the content named SEED at once: one hash per 8-byte group of positions. */
+static inline uint64_t sparse_word(uint64_t seed, uint64_t group)
+{
+	uint64_t z = seed * 0x9e3779b97f4a7c15u + group * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 29)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 32);
+}
+
 /* Byte I of the content named SEED: never 0, so a run that went missing reads as a hole. */
 static inline unsigned char sparse_byte(uint64_t seed, uint64_t i)
 {
-	uint64_t z = seed * 0x9e3779b97f4a7c15u + i * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 29)) * 0x94d049bb133111ebu;
-	z ^= z >> 32;
-	return (unsigned char)z ? (unsigned char)z : 0x5a;
+	unsigned char b = (unsigned char)(sparse_word(seed, i / 8) >> (i % 8 * 8));
+	return b ? b : 0x5a;
 }
 
 /* DST[k] = byte FROM+k of SEED: the content depends on the position, so a shifted run shows. */
 static inline void sparse_gen(unsigned char *dst, uint64_t seed, size_t from, size_t len)
 {
-	for (size_t k = 0; k < len; k++)
+	size_t k = 0;
+
+	for (; k < len && (from + k) % 8; k++)
+		dst[k] = sparse_byte(seed, from + k);
+	for (; k + 8 <= len; k += 8) {
+		uint64_t w = sparse_word(seed, (from + k) / 8);
+		for (unsigned j = 0; j < 8; j++, w >>= 8)
+			dst[k + j] = (unsigned char)w ? (unsigned char)w : 0x5a;
+	}
+	for (; k < len; k++)
 		dst[k] = sparse_byte(seed, from + k);
 }
 
@@ -54,24 +69,39 @@ static inline void sparse_write(unsigned char *block, const struct sparse_patter
 static inline size_t sparse_check(const unsigned char *block, size_t len, const struct sparse_pattern *pt,
 				  uint64_t seed, char *why, size_t whysize)
 {
+	static const unsigned char zero[4096];
+	unsigned char want[4096];
 	size_t at = 0;
 
 	for (unsigned r = 0; r <= pt->nruns && at < len; r++) {
 		size_t hole_end = r < pt->nruns ? pt->run[r].off : len;
-		for (; at < hole_end && at < len; at++)
-			if (block[at]) {
-				snprintf(why, whysize, "%s: byte %zu is 0x%02x, want 0 (a hole)", pt->name, at, block[at]);
-				return at;
-			}
+		if (hole_end > len)
+			hole_end = len;
+		for (size_t n; at < hole_end; at += n) {	/* a chunk at a time, then the byte */
+			n = hole_end - at < sizeof zero ? hole_end - at : sizeof zero;
+			if (memcmp(block + at, zero, n))
+				for (size_t i = at; i < at + n; i++)
+					if (block[i]) {
+						snprintf(why, whysize, "%s: byte %zu is 0x%02x, want 0 (a hole)", pt->name, i,
+							 block[i]);
+						return i;
+					}
+		}
 		if (r == pt->nruns)
 			break;
-		for (size_t end = pt->run[r].off + pt->run[r].len; at < end && at < len; at++)
-			if (block[at] != sparse_byte(seed, at)) {
-				snprintf(why, whysize, "%s: byte %zu is 0x%02x, want 0x%02x (run %u of %u, [%zu, %zu))",
-					 pt->name, at, block[at], sparse_byte(seed, at), r + 1, pt->nruns,
-					 pt->run[r].off, pt->run[r].off + pt->run[r].len);
-				return at;
-			}
+		size_t end = pt->run[r].off + pt->run[r].len < len ? pt->run[r].off + pt->run[r].len : len;
+		for (size_t n; at < end; at += n) {
+			n = end - at < sizeof want ? end - at : sizeof want;
+			sparse_gen(want, seed, at, n);
+			if (memcmp(block + at, want, n))
+				for (size_t i = at; i < at + n; i++)
+					if (block[i] != want[i - at]) {
+						snprintf(why, whysize, "%s: byte %zu is 0x%02x, want 0x%02x (run %u of %u, "
+							 "[%zu, %zu))", pt->name, i, block[i], want[i - at], r + 1, pt->nruns,
+							 pt->run[r].off, pt->run[r].off + pt->run[r].len);
+						return i;
+					}
+		}
 	}
 	return (size_t)-1;
 }
