@@ -12,7 +12,7 @@
  * ways, so that is what the tests check of a mode they do not know by name.
  * matrix_check_modes() fails while libspill knows a mode this list lacks.
  */
-#define MATRIX_FORK_MODES "copy drop"
+#define MATRIX_FORK_MODES "cow copy drop"
 
 /* normal keeps the kernel's read-around, which hides holes; random shows them page by page. */
 #define MATRIX_ADVICE "normal random"

@@ -16,10 +16,8 @@
  *                           (MODEL_SEEDS="1 2", MODEL_OPS=N per seed and configuration)
  *   model one SEED OPS      one run under the environment's SPILL_*; a failure prints this line
  *
- * MODEL_KNOWN_BUG_FORK_EMPTY=skip leaves out the forks with no live spilled block, which
- * hit a known bug of shim/fork.c (see tests/unit/check_copy.c); meant only for hunting
- * other bugs meanwhile. tests/unit/check_model.c builds this file with MODEL_CORE against
- * the spill core itself, which is how it runs under ASan.
+ * tests/unit/check_model.c builds this file with MODEL_CORE against the spill core itself,
+ * which is how it runs under ASan.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -111,9 +109,7 @@ static uintptr_t spill_base(void)
 	return (uintptr_t)spill_file.base;
 }
 #else
-#include <dirent.h>
-
-#include "maps.h"
+#include "spillfile.h"
 
 #define m_malloc malloc
 #define m_calloc calloc
@@ -127,10 +123,10 @@ static uintptr_t spill_base(void)
 
 static uintptr_t map_lo, map_hi;
 
-/* In the spill mapping? It stays at one address for the life of the process (and its children). */
+/* In the spill reservation? It stays at one address for the life of the process and its children. */
 static int is_spilled(const void *p)
 {
-	if (!map_hi && spill_maps(&map_lo, &map_hi) < 1)
+	if (!map_hi && spillfile_range(&map_lo, &map_hi))
 		map_lo = map_hi = 0;
 	return map_hi && (uintptr_t)p >= map_lo && (uintptr_t)p < map_hi;
 }
@@ -141,31 +137,12 @@ static pid_t seek_pid;
 
 static int spill_fd(void)
 {
-	char canon[4096], link[4096], path[300];
-	DIR *d;
-	struct dirent *e;
-
 	if (seek_fd >= 0 && seek_pid == getpid())
 		return seek_fd;
 	if (seek_fd >= 0)
 		close(seek_fd);
-	seek_fd = -1;
 	seek_pid = getpid();
-	if (!getenv("SPILL_DIR") || !realpath(getenv("SPILL_DIR"), canon) || !(d = opendir("/proc/self/fd")))
-		return -1;
-	while ((e = readdir(d))) {
-		snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
-		ssize_t n = readlink(path, link, sizeof link - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (!strncmp(link, canon, strlen(canon)) && strstr(link, "/#") && strstr(link, " (deleted)")) {
-			seek_fd = open(path, O_RDONLY | O_CLOEXEC);
-			break;
-		}
-	}
-	closedir(d);
-	return seek_fd;
+	return seek_fd = spillfile_open();
 }
 
 static uintptr_t spill_base(void)
@@ -225,8 +202,6 @@ static size_t T, pg, live;
 static uint32_t ids;
 static int failed, in_child, exact, tmpfs;
 static const char *mode = "copy", *advice = "normal", *opname = "";
-static int skip_empty_fork;
-static unsigned long long empty_fork_op;	/* the last fork with no live spilled block, + 1 */
 
 static struct {
 	unsigned long long writes, runs, allocs, spilled_allocs, callocs, aligned, reallocs, moved, in_place,
@@ -306,10 +281,6 @@ static void fail(unsigned k, size_t at, const char *why, int got, int want)
 		printf(" [op %llu %s %#lx %zu %zu]", e->op, e->what, (unsigned long)e->p, e->a, e->b);
 	}
 	printf("\n");
-	if (empty_fork_op && matrix_child_keeps(mode))
-		printf("  note: op %llu forked with no live spilled block, the KNOWN BUG of shim/fork.c (see "
-		       "test_fork_no_live_block in tests/unit/check_copy.c); MODEL_KNOWN_BUG_FORK_EMPTY=skip leaves such "
-		       "forks out\n", empty_fork_op - 1);
 	reproduce_line();
 	fflush(stdout);
 }
@@ -745,7 +716,7 @@ static int child_drops(void)
  */
 static int forked(void)
 {
-	int go[2], st, empty = skip_empty_fork ? 0 : next() % 6 == 0;
+	int go[2], st, empty = next() % 6 == 0;
 	unsigned k, fresh = SLOTS;
 	char c;
 	pid_t pid;
@@ -755,7 +726,6 @@ static int forked(void)
 		for (k = 0; k < SLOTS; k++)
 			if (slots[k].p && slots[k].spilled && free_slot(k))
 				return -1;
-		empty_fork_op = op + 1;
 	}
 	for (k = 0; k < SLOTS; k++) {
 		struct sparse_seen v = seen(k);
@@ -857,7 +827,6 @@ static int run(unsigned long long s, unsigned long long count)
 	pg = (size_t)sysconf(_SC_PAGESIZE);
 	tmpfs = getenv("SPILL_DIR") && statfs(getenv("SPILL_DIR"), &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
 	exact = tmpfs || !strcmp(advice, "random");
-	skip_empty_fork = getenv("MODEL_KNOWN_BUG_FORK_EMPTY") && !strcmp(getenv("MODEL_KNOWN_BUG_FORK_EMPTY"), "skip");
 	shadow = mmap(NULL, SLOTS * SPAN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	flog = mmap(NULL, sizeof *flog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shadow == MAP_FAILED || flog == MAP_FAILED) {

@@ -107,7 +107,7 @@ static void copy_fd_case(int via_pwrite)
 			       s.lead_hole ? ", leading hole" : "", s.tail_hole ? ", trailing hole" : "");
 
 		dst = must_spill(pt->size, 0);
-		ck_assert_int_eq(spill_backing_copy(off_of(src), off_of(dst), len), 0);
+		ck_assert_int_eq(spill_backing_copy_fd(spill_file.fd, spill_file.fd, off_of(src), off_of(dst), len), 0);
 		expect_pattern(dst, len, pt, seed, "copy within the file");
 
 		/* another file, another offset: the fork path */
@@ -372,10 +372,9 @@ START_TEST(test_fork_modes)
 END_TEST
 
 /*
- * KNOWN BUG, reported to the lead (shim/fork.c, not fixed on this branch): a process
- * whose spill file exists but holds no live block forks under SPILL_FORK=copy; the child
- * skips child_rehome() and keeps the parent's file and MAP_SHARED mapping, so both carve
- * their next blocks from the same offsets and see each other's data.
+ * A process whose spill file exists but holds no live block forks. At aad6aa0 a copy-mode
+ * child then skipped child_rehome() and kept the parent's file and MAP_SHARED mapping, so
+ * both carved their next blocks from the same offsets and saw each other's data.
  */
 START_TEST(test_fork_no_live_block)
 {
@@ -417,9 +416,9 @@ START_TEST(test_fork_no_live_block)
 		ck_assert_int_eq(write(go[1], "p", 1), 1);
 		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
 		close(go[0]), close(go[1]), close(back[0]), close(back[1]);
-		ck_assert_msg(seen == 0, "KNOWN BUG (fork.c): SPILL_FORK=%s with no live spilled block: the parent's "
+		ck_assert_msg(seen == 0, "SPILL_FORK=%s with no live spilled block: the parent's "
 			      "new block shows %zu pages the child wrote: parent and child share the spill file", mode, seen);
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "KNOWN BUG (fork.c): SPILL_FORK=%s child status 0x%x",
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SPILL_FORK=%s with no live spilled block: child status 0x%x",
 			      mode, st);
 		spill_free(a);
 		printf("  SPILL_FORK=%s with no live block: parent and child separate: ok\n", mode);

@@ -34,43 +34,43 @@ static const struct {
 static struct {
 	enum fault_kind kind;
 	int armed;
-	uint64_t lo, hi;	/* source offsets of the run under test */
+	uint64_t at;		/* file offset of the first byte of the run under test */
 	unsigned hits;
 } fault;
 
 static ssize_t (*real_copy)(int, loff_t *, int, loff_t *, size_t);
 
+/*
+ * A call hits when the range it is asked to copy holds the run's first byte: the copy may
+ * take several runs (and the holes between them) in one call, so no call need start there.
+ */
 static ssize_t faulty_copy(int in_fd, loff_t *in, int out_fd, loff_t *out, size_t len)
 {
-	if (fault.armed && (uint64_t)*in >= fault.lo && (uint64_t)*in < fault.hi) {
+	int covers = (uint64_t)*in <= fault.at && fault.at < (uint64_t)*in + len;
+
+	if (fault.armed && fault.kind == F_SHORT_THEN_EIO && fault.hits) {
+		errno = EIO;	/* every call after the short one */
+		return -1;
+	}
+	if (fault.armed && covers) {
+		fault.hits++;
 		switch (fault.kind) {
 		case F_EIO:
-			fault.hits++;
 			errno = EIO;
 			return -1;
 		case F_EXDEV:
-			fault.hits++;
 			errno = EXDEV;
 			return -1;
 		case F_ZERO:
-			fault.hits++;
 			return 0;
 		case F_ONE_BYTE:
-			if (fault.hits++ == 0 && len > 1)
+			if (fault.hits == 1 && len > 1)
 				len = 1;
 			break;
 		case F_HALVES:
-			fault.hits++;
+		case F_SHORT_THEN_EIO:
 			if (len > 1)
 				len /= 2;
-			break;
-		case F_SHORT_THEN_EIO:
-			if (fault.hits++) {
-				errno = EIO;
-				return -1;
-			}
-			if (len > 1)
-				len = len / 2 + 1;
 			break;
 		default:
 			break;
@@ -117,11 +117,8 @@ static void write_pattern(unsigned char *p, uint64_t seed)
 
 static void arm(const unsigned char *p, unsigned t, enum fault_kind k)
 {
-	const struct sparse_run *r = &pat.run[targets[t]];
-
 	fault.kind = k;
-	fault.lo = off_of(p) + (r->off & ~(pg - 1));
-	fault.hi = off_of(p) + round_pg(r->off + r->len);
+	fault.at = off_of(p) + pat.run[targets[t]].off;
 	fault.hits = 0;
 	fault.armed = 1;
 }
@@ -217,11 +214,12 @@ static int fork_case(unsigned char **blk, unsigned n, unsigned k, unsigned t, ch
 
 START_TEST(test_fork_faults)
 {
+	static const char *const env[] = { "SPILL_FORK", "copy", NULL };
 	enum { N = 3 };
 	unsigned char *blk[N];
 	char err[4096], what[160];
 
-	setup_variant(_i, NULL);
+	setup_variant(_i, env);
 	make_pattern();
 	hook(1);
 	for (unsigned k = 0; k < F_KINDS; k++)
@@ -252,6 +250,70 @@ START_TEST(test_fork_faults)
 }
 END_TEST
 
+/*
+ * SPILL_FORK=cow: the child's realloc of an inherited block copies it from the parent's file
+ * and then its own changed pages; the copy fails or comes up short, and the moved block must
+ * still hold the pattern and the child's own writes.
+ */
+static int cow_child(unsigned char *p, unsigned t, enum fault_kind k, uint64_t seed)
+{
+	char why[256];
+	size_t mark = pat.size / 3;	/* in a hole: a private page of the child's own */
+
+	p[mark] = 0xcc;
+	arm(p, t, k);
+	unsigned char *q = spill_realloc(p, 2 * pat.size);
+	fault.armed = 0;
+	if (!fault.hits) {
+		printf("FAIL cow child: the fault never fired\n");
+		return 1;
+	}
+	if (!q || q[mark] != 0xcc) {
+		printf("FAIL cow child: realloc gave %p, byte %zu 0x%02x, want 0xcc\n", (void *)q, mark, q ? q[mark] : 0);
+		return 1;
+	}
+	q[mark] = 0;
+	if (sparse_check(q, 2 * pat.size, &pat, seed, why, sizeof why) != (size_t)-1) {
+		printf("FAIL cow child, after realloc: %s\n", why);
+		return 1;
+	}
+	return 0;
+}
+
+START_TEST(test_cow_realloc_faults)
+{
+	static const char *const env[] = { "SPILL_FORK", "cow", NULL };
+	int st;
+
+	setup_variant(_i, env);
+	make_pattern();
+	hook(1);
+	for (unsigned k = 0; k < F_KINDS; k++)
+		for (unsigned t = 0; t < 3; t++) {
+			uint64_t seed = 300 + 10 * k + t;
+			unsigned char *p = must_spill(pat.size, 0), *box = must_spill(pg, 0);
+			write_pattern(p, seed);
+			expect_holes(p, &pat, 1);
+			fflush(stdout);
+			pid_t pid = fork();
+			if (pid == 0) {
+				alarm(60);
+				_exit(cow_child(p, t, (enum fault_kind)k, seed));
+			}
+			ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+			ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "cow child's realloc, copy_file_range %s at the "
+				      "%s run: status 0x%x", kinds[k].name, target_names[t], st);
+			expect_pattern(p, round_pg(pat.size), &pat, seed, "the parent after its cow child");
+			spill_free(p);
+			spill_free(box);
+			spill_flush_kept();
+		}
+	hook(0);
+	printf("  cow child's realloc: %d kinds of fault x first/middle/last run: content right every time\n", F_KINDS);
+	teardown_variant();
+}
+END_TEST
+
 Suite *copy_fault_suite(void)
 {
 	Suite *s = suite_create("copy_fault");
@@ -260,6 +322,7 @@ Suite *copy_fault_suite(void)
 
 	tcase_add_loop_test(tc, test_move_faults, 0, n);
 	tcase_add_loop_test(tc, test_fork_faults, 0, n);
+	tcase_add_loop_test(tc, test_cow_realloc_faults, 0, n);
 	tcase_set_timeout(tc, 120);
 	suite_add_tcase(s, tc);
 	return s;

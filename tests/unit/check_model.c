@@ -4,9 +4,7 @@
  * linked in, not preloaded: this is how it runs under make check-asan (ASan and UBSan see
  * the core's every access). Every fork mode x {ext4 normal, ext4 random, tmpfs};
  * MODEL_OPS (default 1000) operations each, MODEL_SEEDS' first seed (default 1),
- * MODEL_ONLY="MODE ADVICE[ tmpfs]" runs one. The forks with no live spilled block (a known
- * bug, failing in check_copy, sparse and model) are left out here unless
- * MODEL_KNOWN_BUG_FORK_EMPTY says otherwise, so that this run reports what else it finds.
+ * MODEL_ONLY="MODE ADVICE[ tmpfs]" runs one.
  */
 #define MODEL_CORE 1
 #include "../integration/model.c"
@@ -40,8 +38,6 @@ START_TEST(test_model)
 	setenv("SPILL_THRESHOLD", "256K", 1);
 	setenv("SPILL_FORK", c->mode, 1);
 	setenv("SPILL_ADVICE", c->advice, 1);
-	setenv("MODEL_KNOWN_BUG_FORK_EMPTY", getenv("MODEL_KNOWN_BUG_FORK_EMPTY") ? getenv("MODEL_KNOWN_BUG_FORK_EMPTY") :
-	       "skip", 1);
 	spill_init();
 	spill_config_load(&spill_cfg, env_get);	/* a constructor may have run init with another environment */
 	ck_assert_int_eq(spill_backing_check_dir(spill_cfg.dir, spill_cfg.dir, sizeof spill_cfg.dir), 0);
