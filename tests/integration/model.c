@@ -15,6 +15,11 @@
  *   model                   the matrix: every fork mode and SPILL_ADVICE of matrix.h, and tmpfs
  *                           (MODEL_SEEDS="1 2", MODEL_OPS=N per seed and configuration)
  *   model one SEED OPS      one run under the environment's SPILL_*; a failure prints this line
+ *                           (MODEL_TRACE=OP prints every operation from OP on)
+ *
+ * A fork child checks what it inherited and goes on with operations of its own, forks
+ * included (MODEL_MAX_DEPTH=1 leaves those out: they hit the KNOWN BUG of shim/cow.c that
+ * tests/integration/cow_nested.c shows).
  *
  * tests/unit/check_model.c builds this file with MODEL_CORE against the spill core itself,
  * which is how it runs under ASan.
@@ -166,6 +171,7 @@ static const char *const how_name[] = { "malloc", "calloc", "memalign", "aligned
 struct slot {
 	unsigned char *p;
 	size_t size;
+	size_t stale;		/* bytes in [size, stale) may hold what was there before a shrink */
 	uint32_t id;
 	uint8_t how, spilled;
 };
@@ -194,13 +200,15 @@ struct fork_log {
 	unsigned n;
 	struct fork_write w[64];
 };
-static struct fork_log *flog;
+static struct fork_log *flog;		/* [d]: what the child at depth d wrote; shared memory */
 
 static uint64_t rng;
 static unsigned long long seed, op, ops;
 static size_t T, pg, live;
 static uint32_t ids;
-static int failed, in_child, exact, tmpfs;
+static int failed, depth, exact, tmpfs;	/* depth: 0 the parent, 1 its fork child, ... */
+static int max_depth = 2;		/* MODEL_MAX_DEPTH: 1 leaves out forks in fork children */
+static unsigned long long sub;		/* operations done by this fork child */
 static const char *mode = "copy", *advice = "normal", *opname = "";
 
 static struct {
@@ -232,9 +240,14 @@ static unsigned char *sh(unsigned k)
 	return shadow + (size_t)k * SPAN;
 }
 
+static unsigned long long trace_from = ~0ull;	/* MODEL_TRACE=OP: every event from OP on, on stdout */
+
 static void note(unsigned k, const char *what, const void *p, size_t a, size_t b)
 {
 	history[k][history_at[k]++ % HISTORY] = (struct event){ op, what, (uintptr_t)p, a, b };
+	if (op >= trace_from)
+		printf("trace: op %llu depth %d sub %llu pid %d: slot %u %s %p %zu %zu\n", op, depth, sub, (int)getpid(), k,
+		       what, p, a, b);
 }
 
 static void mark(unsigned k, size_t off, size_t len)
@@ -269,8 +282,10 @@ static void fail(unsigned k, size_t at, const char *why, int got, int want)
 
 	if (failed++)
 		return;
-	printf("FAIL seed=%llu op=%llu (%s%s) [SPILL_FORK=%s SPILL_ADVICE=%s%s]: %s\n", seed, op, opname,
-	       in_child ? ", in the fork child" : "", mode, advice, tmpfs ? " tmpfs" : "", why);
+	printf("FAIL seed=%llu op=%llu (%s", seed, op, opname);
+	if (depth)
+		printf(", in the fork child at depth %d, its op %llu", depth, sub);
+	printf(") [SPILL_FORK=%s SPILL_ADVICE=%s%s]: %s\n", mode, advice, tmpfs ? " tmpfs" : "", why);
 	printf("  slot %u: block id %u made by %s, size %zu, %s at %p", k, s->id, how_name[s->how], s->size,
 	       s->spilled ? "spilled" : "on the heap", (void *)s->p);
 	if (got >= 0)
@@ -418,8 +433,8 @@ static void write_runs(unsigned k, unsigned nruns)
 		memcpy(s->p + off, sh(k) + off, len);	/* writes only: reading would fill the holes */
 		mark(k, off, len);
 		n.runs++;
-		if (in_child && flog->n < 64)
-			flog->w[flog->n++] = (struct fork_write){ k, off, len };
+		if (depth && flog[depth].n < 64)
+			flog[depth].w[flog[depth].n++] = (struct fork_write){ k, off, len };
 	}
 	note(k, "write", s->p, nruns, 0);
 }
@@ -475,7 +490,7 @@ static int alloc_into(unsigned k, size_t size, enum how how)
 	case H_REALLOC_NULL: q = m_realloc(NULL, size); break;
 	default: q = m_malloc(size); break;
 	}
-	*s = (struct slot){ q, size, ++ids, (uint8_t)how, (uint8_t)is_spilled(q) };
+	*s = (struct slot){ q, size, size, ++ids, (uint8_t)how, (uint8_t)is_spilled(q) };
 	note(k, how_name[how], q, size, 0);
 	if (!q) {
 		fail(k, 0, "allocation returned NULL", -1, -1);
@@ -593,11 +608,19 @@ static int realloc_slot(unsigned k)
 		n.moved += was_spilled && (uintptr_t)q != was;
 		n.in_place += was_spilled && (uintptr_t)q == was;
 		n.moved_with_holes += holes && (uintptr_t)q != was;
-		/* what C leaves unspecified: the rest of a spilled block's last page, a heap block's slack */
-		u = !s->spilled ? ns : was_spilled ? round_pg(old) : usable;
+		/*
+		 * What C leaves unspecified and the model adopts: on the heap all of it; from the
+		 * heap into a spilled block the heap block's slack; in a spilled block the rest of
+		 * its last page and what a shrink left (a copy-on-write block keeps it); past that,
+		 * fresh file space, which reads as zero.
+		 */
+		u = !s->spilled ? ns : was_spilled ? (s->stale > round_pg(old) ? s->stale : round_pg(old)) : usable;
 		adopt(k, old, u < ns ? u : ns);
+		s->stale = u > ns ? u : ns;
 	} else {
 		shadow_cut(k, ns, old);
+		if (s->stale < round_pg(old))
+			s->stale = round_pg(old);
 	}
 	if (check_apart(k))
 		return -1;
@@ -634,42 +657,37 @@ static int reuse(void)
 	return 0;
 }
 
-/* The child of a fork in a mode that keeps the blocks: checks, then makes changes of its own. */
+static void one_op(void);
+
+/*
+ * The child of a fork in a mode that keeps the blocks: it checks every block, then goes on
+ * with operations of its own (inherited blocks moved, shrunk, freed; new ones in its own
+ * file; forks of its own), and checks every block again.
+ */
 static int child_keeps(void)
 {
-	for (unsigned k = 0; k < SLOTS; k++)
+	unsigned k, count = 20 + (unsigned)below(60);
+
+	opname = "the child's check of what it inherited";
+	for (k = 0; k < SLOTS; k++)
 		if (slots[k].p && verify(k, slots[k].size <= ((size_t)1 << 20) ? -1 : 16))
 			return 1;
-	for (unsigned i = 0; i < 6; i++) {
-		unsigned k = live_slot(0);
-		if (k != SLOTS)
-			write_runs(k, 1 + (unsigned)below(3));
-	}
-	opname = "child's own changes";
-	unsigned k = live_slot(1);
-	if (k != SLOTS && flog->n < 64)
-		flog->w[flog->n++] = (struct fork_write){ k, 0, 0 };
-	if (k != SLOTS && realloc_slot(k))
-		return 1;
-	if ((k = live_slot(0)) != SLOTS && flog->n < 64)
-		flog->w[flog->n++] = (struct fork_write){ k, 0, 0 };
-	if (k != SLOTS && free_slot(k))
-		return 1;
 	if ((k = empty_slot()) != SLOTS) {
 		if (alloc_into(k, 2 * T + below(2 * T), H_FORK_NEW))
 			return 1;
-		if (!slots[k].spilled && strcmp(mode, "drop")) {
+		if (!slots[k].spilled) {
 			fail(k, 0, "a large block of the fork child did not spill", -1, -1);
 			return 1;
 		}
 		write_runs(k, 8);
-		if (verify(k, -1))
-			return 1;
 	}
-	for (k = 0; k < SLOTS; k++)
-		if (slots[k].p && verify(k, 0))
-			return 1;
-	return 0;
+	for (sub = 1; sub <= count && !failed; sub++)
+		one_op();
+	opname = "the child's last check";
+	for (k = 0; k < SLOTS && !failed; k++)
+		if (slots[k].p)
+			verify(k, 2);
+	return failed != 0;
 }
 
 /* The child under SPILL_FORK=drop: spilled blocks are gone; free works, realloc says ENOMEM. */
@@ -682,7 +700,6 @@ static int child_drops(void)
 			return 1;
 	if ((k = live_slot(1)) != SLOTS) {
 		opname = "free of a dropped block";
-		flog->w[flog->n++] = (struct fork_write){ k, 0, 0 };
 		m_free(slots[k].p);
 		live -= slots[k].size;
 		slots[k].p = NULL;
@@ -711,12 +728,13 @@ static int child_drops(void)
 
 /*
  * fork(): the parent writes right after fork() returns and makes a new block; the child
- * (which must see none of that) checks everything, then writes, moves, frees and makes a
- * block of its own, which the parent must not see.
+ * (which must see none of that) checks everything and goes on on its own; afterwards the
+ * parent checks every block, and each range the child wrote, against its own model.
  */
 static int forked(void)
 {
 	int go[2], st, empty = next() % 6 == 0;
+	struct fork_log *log = &flog[depth + 1];
 	unsigned k, fresh = SLOTS;
 	char c;
 	pid_t pid;
@@ -733,7 +751,7 @@ static int forked(void)
 	}
 	if (pipe(go))
 		abort();
-	flog->n = 0;
+	log->n = 0;
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0) {
@@ -741,7 +759,7 @@ static int forked(void)
 		return -1;
 	}
 	if (pid == 0) {
-		in_child = 1;
+		depth++;
 		rng ^= 0x5851f42d4c957f2dull;	/* the child's own sequence */
 		alarm(120);
 		close(go[1]);
@@ -765,21 +783,56 @@ static int forked(void)
 		abort();
 	close(go[1]);
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		if (!failed++)
+		if (!failed++) {
 			printf("FAIL seed=%llu op=%llu (fork) [SPILL_FORK=%s SPILL_ADVICE=%s%s]: the child failed (%s)\n",
 			       seed, op, mode, advice, tmpfs ? " tmpfs" : "", rerun_status(st));
-		reproduce_line();
+			reproduce_line();
+		}
 		return -1;
 	}
 	opname = "parent, after its child";
-	for (unsigned i = 0; i < flog->n; i++)
-		if (verify_range(flog->w[i].slot, flog->w[i].off, flog->w[i].len))
+	for (unsigned i = 0; i < log->n; i++)
+		if (verify_range(log->w[i].slot, log->w[i].off, log->w[i].len))
 			return -1;
 	if (fresh != SLOTS && verify(fresh, -1))
 		return -1;
+	for (k = 0; k < SLOTS; k++)
+		if (slots[k].p && verify(k, 1))
+			return -1;
 	n.forks++;
 	n.empty_forks += empty;
 	return 0;
+}
+
+/* One operation, chosen at random; a fork child runs more of them (forking less deep). */
+static void one_op(void)
+{
+	unsigned k = (unsigned)below(SLOTS), r = (unsigned)below(1000);
+	struct slot *sl = &slots[k];
+
+	if (r < (depth ? 20u : 3u) || (!depth && op == ops / 2 && !n.forks)) {
+		if (depth < max_depth)
+			forked();
+	} else if (r < 60) {
+		reuse();
+	} else if (r < 120) {
+		opname = "check";
+		if (sl->p)
+			verify(k, 4);
+	} else if (!sl->p || r < 260) {
+		if (!sl->p) {
+			static const enum how pick[] = { H_MALLOC, H_MALLOC, H_MALLOC, H_CALLOC, H_CALLOC, H_MEMALIGN,
+							 H_ALIGNED, H_POSIX, H_REALLOC_NULL, H_MALLOC };
+			if (!alloc_into(k, pick_size(), pick[below(10)]) && sl->p)
+				write_runs(k, (unsigned)below(4));
+		} else {
+			free_slot(k);
+		}
+	} else if (r < 560) {
+		write_runs(k, 1 + (unsigned)below(6));
+	} else {
+		realloc_slot(k);
+	}
 }
 
 static void report(double secs)
@@ -801,7 +854,7 @@ static int coverage(void)
 	int bad = 0;
 
 #define NEED(cond, what) do { if (!(cond)) { printf("FAIL coverage: %s\n", what); bad = 1; } } while (0)
-	if (ops < 2000)
+	if (ops < 1000)
 		return 0;
 	NEED(n.moved > 0, "no realloc moved a spilled block");
 	NEED(n.in_place > 0, "no spilled block grew in place");
@@ -828,42 +881,21 @@ static int run(unsigned long long s, unsigned long long count)
 	tmpfs = getenv("SPILL_DIR") && statfs(getenv("SPILL_DIR"), &sfs) == 0 && sfs.f_type == TMPFS_MAGIC;
 	exact = tmpfs || !strcmp(advice, "random");
 	shadow = mmap(NULL, SLOTS * SPAN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	flog = mmap(NULL, sizeof *flog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	flog = mmap(NULL, 3 * sizeof *flog, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (shadow == MAP_FAILED || flog == MAP_FAILED) {
 		printf("FAIL: cannot map the shadow (%s)\n", strerror(errno));
 		return 1;
 	}
 	seed = s;
 	ops = count;
+	if (getenv("MODEL_TRACE"))
+		trace_from = strtoull(getenv("MODEL_TRACE"), NULL, 0);
+	if (getenv("MODEL_MAX_DEPTH"))
+		max_depth = atoi(getenv("MODEL_MAX_DEPTH"));
 	rng = s * 0x2545f4914f6cdd1du + 1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (op = 0; op < ops && !failed; op++) {
-		unsigned k = (unsigned)below(SLOTS), r = (unsigned)below(1000);
-		struct slot *sl = &slots[k];
-
-		if (r < 3) {
-			forked();
-		} else if (r < 60) {
-			reuse();
-		} else if (r < 120) {
-			opname = "check";
-			if (sl->p)
-				verify(k, 4);
-		} else if (!sl->p || r < 260) {
-			if (!sl->p) {
-				static const enum how pick[] = { H_MALLOC, H_MALLOC, H_MALLOC, H_CALLOC, H_CALLOC, H_MEMALIGN,
-								 H_ALIGNED, H_POSIX, H_REALLOC_NULL, H_MALLOC };
-				if (!alloc_into(k, pick_size(), pick[below(10)]) && sl->p)
-					write_runs(k, (unsigned)below(4));
-			} else {
-				free_slot(k);
-			}
-		} else if (r < 560) {
-			write_runs(k, 1 + (unsigned)below(6));
-		} else {
-			realloc_slot(k);
-		}
-	}
+	for (op = 0; op < ops && !failed; op++)
+		one_op();
 	for (unsigned k = 0; k < SLOTS; k++) {
 		if (slots[k].p && !failed) {
 			opname = "final check";
@@ -876,7 +908,7 @@ static int run(unsigned long long s, unsigned long long count)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	report((double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	munmap(shadow, SLOTS * SPAN);
-	munmap(flog, sizeof *flog);
+	munmap(flog, 3 * sizeof *flog);
 	return failed || coverage();
 }
 
