@@ -568,7 +568,7 @@ static size_t pick_resize(const struct slot *s)
 static int realloc_slot(unsigned k)
 {
 	struct slot *s = &slots[k];
-	size_t ns = pick_resize(s), old = s->size, usable = m_usable(s->p), keep = old < ns ? old : ns, u;
+	size_t ns = pick_resize(s), old = s->size, usable = m_usable(s->p), u;
 	uintptr_t was = (uintptr_t)s->p;
 	int was_spilled = s->spilled, holes = 0;
 	void *q;
@@ -624,7 +624,6 @@ static int realloc_slot(unsigned k)
 	}
 	if (check_apart(k))
 		return -1;
-	(void)keep;
 	return verify(k, 3);
 }
 

@@ -23,19 +23,13 @@ extern char **environ;
  */
 static inline int rerun(const char *prog, char *const argv[], const char *const *kv, char *err, size_t errsize)
 {
-	static char self[4096];
 	char *envp[512], vars[16][512];
 	int n = 0, nv = 0, p[2] = { -1, -1 }, st;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 
-	if (!prog) {
-		ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-		if (len <= 0)
-			return -1;
-		self[len] = '\0';
-		prog = self;
-	}
+	if (!prog)
+		prog = "/proc/self/exe";	/* this very file, even if a rebuild has replaced its name */
 	for (char **e = environ; *e && n < 480; e++) {
 		int replaced = 0;
 		for (const char *const *k = kv; k && k[0]; k += 2)
