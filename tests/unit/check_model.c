@@ -6,6 +6,84 @@
  * MODEL_OPS (default 600) operations each, MODEL_SEEDS' first seed (default 1),
  * MODEL_ONLY="MODE ADVICE[ tmpfs]" runs one.
  */
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "spill.h"
+
+/* The spill core linked in, entered as interpose.c enters it; everything else is the heap's. */
+static void *m_malloc(size_t n)
+{
+	return n >= spill_gate ? spill_malloc(n, 0) : malloc(n);
+}
+
+static void *m_calloc(size_t n, size_t m)
+{
+	if (n && m > SIZE_MAX / n)
+		return NULL;
+	return n * m >= spill_gate && spill_active() > 0 ? spill_alloc(n * m, 0, 1) : calloc(n, m);
+}
+
+static void *m_realloc(void *p, size_t n)
+{
+	return spill_is_ours(p) || n >= spill_gate ? spill_realloc(p, n) : realloc(p, n);
+}
+
+static void *m_reallocarray(void *p, size_t n, size_t m)
+{
+	if (n && m > SIZE_MAX / n)
+		return NULL;
+	return m_realloc(p, n * m);
+}
+
+static void *m_memalign(size_t a, size_t n)
+{
+	return n >= spill_gate ? spill_malloc(n, a) : memalign(a, n);
+}
+
+static void *m_aligned_alloc(size_t a, size_t n)
+{
+	return n >= spill_gate ? spill_malloc(n, a) : aligned_alloc(a, n);
+}
+
+static int m_posix_memalign(void **out, size_t a, size_t n)
+{
+	if (n < spill_gate)
+		return posix_memalign(out, a, n);
+	*out = spill_malloc(n, a);
+	return *out ? 0 : ENOMEM;
+}
+
+static void m_free(void *p)
+{
+	if (spill_is_ours(p))
+		spill_free(p);
+	else
+		free(p);
+}
+
+static size_t m_usable(void *p)
+{
+	return spill_is_ours(p) ? spill_usable_size(p) : malloc_usable_size(p);
+}
+
+static int is_spilled(const void *p)
+{
+	return spill_is_ours(p);
+}
+
+static int spill_fd(void)
+{
+	return spill_file.fd;
+}
+
+static uintptr_t spill_base(void)
+{
+	return (uintptr_t)spill_file.base;
+}
+
 #define MODEL_CORE 1
 #include "../integration/model.c"
 
