@@ -405,6 +405,8 @@ static int alloc_into(unsigned k, size_t size, enum how how)
 	void *q = NULL;
 
 	opname = how_name[how];
+	if (size > SPAN - 65536)	/* the shadow's room, with aligned_alloc's rounding up */
+		size = SPAN - 65536;
 	switch (how) {
 	case H_CALLOC:
 		q = size >= 16 ? m_calloc(size / 16, 16) : m_calloc(size, 1);
