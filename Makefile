@@ -123,7 +123,7 @@ check-tsan:
 	scripts/deps.sh
 	$(MAKE) unit SAN=thread
 
-# Longer runs than check: the model test for over a million operations, the pickle loop for
+# Longer runs than check: the model test for 1.5 million operations, the pickle loop for
 # 2000 iterations (tests/soak.sh; SOAK_SEEDS, SOAK_OPS). About half an hour here.
 soak: all programs
 	tests/soak.sh

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # tests/soak.sh - what `make soak` runs: the differential model test (tests/integration/model.c)
 # for SOAK_SEEDS x SOAK_OPS operations on each of its runs (every fork mode x SPILL_ADVICE, and
-# tmpfs: 4 seeds x 42000 x 6 = 1,008,000 by default), then the pickle loop for 2000 iterations.
+# tmpfs: 4 seeds x 42000 x 9 runs = 1,512,000 by default), then the pickle loop for 2000 iterations.
 # Too long for make check; prints the time of each part. Exit status: 0 pass, else fail.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
