@@ -3,7 +3,7 @@
  * check_model.c - the differential model test (tests/integration/model.c) on the spill core
  * linked in, not preloaded: this is how it runs under make check-asan (ASan and UBSan see
  * the core's every access). Every fork mode x {ext4 normal, ext4 random, tmpfs};
- * MODEL_OPS (default 600) operations each, MODEL_SEEDS' first seed (default 1),
+ * MODEL_OPS (default 600 under a sanitizer, else 200) operations each, MODEL_SEEDS' first seed (default 1),
  * MODEL_ONLY="MODE ADVICE[ tmpfs]" runs one.
  */
 #include <errno.h>
@@ -90,6 +90,13 @@ static uintptr_t spill_base(void)
 #include <check.h>
 #include <ftw.h>
 
+/* What this file is for is the sanitizers; without them the preloaded model runs longer. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define OPS 600
+#else
+#define OPS 200
+#endif
+
 struct config {
 	char mode[32], advice[32];
 	int tmpfs;
@@ -119,7 +126,7 @@ START_TEST(test_model)
 	spill_init();
 	spill_config_load(&spill_cfg, env_get);	/* a constructor may have run init with another environment */
 	ck_assert_int_eq(spill_backing_check_dir(spill_cfg.dir, spill_cfg.dir, sizeof spill_cfg.dir), 0);
-	ck_assert_msg(run(sd ? strtoull(sd, NULL, 0) : 1, o ? strtoull(o, NULL, 0) : 600) == 0,
+	ck_assert_msg(run(sd ? strtoull(sd, NULL, 0) : 1, o ? strtoull(o, NULL, 0) : OPS) == 0,
 		      "model run failed [SPILL_FORK=%s SPILL_ADVICE=%s%s]: see its output", c->mode, c->advice,
 		      c->tmpfs ? " tmpfs" : "");
 	spill_flush_kept();
