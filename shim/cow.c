@@ -425,9 +425,17 @@ int spill_cow_wait_fd(void)
 	return fd;
 }
 
-/* In the child, first thing: the parent's children, quarantine and epochs are not ours. */
+/*
+ * In the child, first thing: the parent's children, quarantine and epochs are not ours. Our
+ * epochs start again at 0, so every block we have was born before any fork of ours.
+ */
 void spill_cow_child(void)
 {
+	size_t cursor = 0;
+	struct spill_block *b;
+
+	while ((b = spill_region_next(&cursor)))
+		b->born = 0;
 	for (size_t i = 0; i < ngroups; i++)
 		close_keep_errno(groups[i].rfd);
 	ngroups = 0;
