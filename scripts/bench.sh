@@ -399,6 +399,7 @@ if "$py" -c 'import numpy' 2>/dev/null; then
 	verdict 11 le 3
 	sums=$(sed -n 's/^result.* sum=\([^ ]*\).*/\1/p' "$out/runs-11-plain.txt" "$out/runs-11-spill.txt" | sort -u | wc -l)
 	# what the workers spilled of their own: their "create" events in a log of one more run
+	rm -f "$out/pool.log"	# SPILL_LOG appends
 	"${spill_env[@]}" SPILL_LOG="$out/pool.log" "$py" "$src/bench/pool.py" "$pool_mib" >/dev/null 2>>"$log"
 	parent=$(awk '$3 == "create" { print $2; exit }' "$out/pool.log")
 	kids=$(awk -v p="$parent" '$3 == "create" && $2 != p { for (i = 4; i <= NF; i++) if ($i ~ /^len=/) s += substr($i, 5) }
