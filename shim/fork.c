@@ -93,7 +93,7 @@ static void child_rehome(void)
 	spill_warn("fork: cannot give the child a spill file of its own (%s); its spilled blocks are copied to RAM",
 		   spill_errname(errno));
 	copy_to_ram();
-	spill_core_set_inherited_only();
+	spill_core_set_inherited_only(1);
 }
 
 void spill_atfork_child(void)
@@ -106,7 +106,7 @@ void spill_atfork_child(void)
 	spill_core_forget_kept();
 	if (spill_cfg.fork_mode == SPILL_FORK_DROP) {
 		spill_backing_drop();
-		spill_core_set_inherited_only();
+		spill_core_set_inherited_only(0);
 		spill_cow_forget_files();
 	} else if (child_copies) {
 		child_rehome();

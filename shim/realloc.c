@@ -108,6 +108,31 @@ fail:
 	return spill_policy_fail(size, 0, 0, why);
 }
 
+/*
+ * A fork child that could not have a file of its own holds its inherited blocks as RAM copies
+ * (fork.c); one that is resized goes to the real allocator, as a new large block there would.
+ */
+static void *to_heap(void *p, size_t size)
+{
+	uint64_t off = (uint64_t)((char *)p - spill_file.base);
+	struct spill_block *b;
+	size_t old;
+	void *q;
+
+	spill_lock();
+	if (!(b = spill_region_find(off))) {
+		spill_unlock();
+		spill_bad_pointer("realloc", p);
+	}
+	old = b->size;
+	spill_unlock();
+	if (!(q = spill_policy_fail(size, 0, 0, SPILL_R_FORK_DROP)))
+		return NULL;
+	memcpy(q, p, old < size ? old : size);
+	spill_free(p);
+	return q;
+}
+
 void *spill_realloc(void *p, size_t size)
 {
 	size_t old;
@@ -131,7 +156,9 @@ void *spill_realloc(void *p, size_t size)
 			return NULL;
 		}
 		if (!spill_core_ready()) {	/* a fork child without a file of its own */
-			errno = ENOMEM;
+			if (spill_core_blocks_in_ram())
+				return to_heap(p, size);
+			errno = ENOMEM;		/* SPILL_FORK=drop: the block is gone */
 			return NULL;
 		}
 		spill_cow_tick(0);

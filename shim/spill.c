@@ -22,7 +22,7 @@ static SPILL_TLS int in_init;
 static int enabled;		/* spilling allowed in this process */
 static int backing_state;	/* 0 not tried, 1 ready, -1 failed (reason in backing_fail) */
 static enum spill_reason backing_fail;
-static int inherited_only;	/* fork child without a file: blocks are copies in RAM or dropped */
+static int inherited_only;	/* fork child without a file: 1 its blocks are copies in RAM, 2 dropped */
 static int need_file;		/* a cow fork child: its own file is made on its first spill */
 static struct spill_extents extents;
 
@@ -508,10 +508,16 @@ int spill_core_ensure_file(void)
 	return backing_ready() && !inherited_only;
 }
 
-/* For fork.c: the child keeps its inherited blocks but has no file to spill new ones to. */
-void spill_core_set_inherited_only(void)
+/* For fork.c: the child has no file to spill new blocks to; its inherited ones are in RAM or gone. */
+void spill_core_set_inherited_only(int blocks_in_ram)
 {
-	inherited_only = 1;
+	inherited_only = blocks_in_ram ? 1 : 2;
+}
+
+/* For realloc.c: a fork child whose inherited blocks were copied to RAM can still move them. */
+int spill_core_blocks_in_ram(void)
+{
+	return inherited_only == 1;
 }
 
 /* For fork.c: kept extents hold disk blocks of the parent's file; a child just reuses the addresses. */

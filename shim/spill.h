@@ -212,7 +212,8 @@ SPILL_HIDDEN void *spill_try(size_t size, size_t align, uint64_t cap, enum spill
 SPILL_HIDDEN _Noreturn void spill_bad_pointer(const char *fn, const void *p);
 SPILL_HIDDEN int spill_core_take(uint64_t off, uint64_t len);
 SPILL_HIDDEN int spill_core_ready(void);
-SPILL_HIDDEN void spill_core_set_inherited_only(void);
+SPILL_HIDDEN void spill_core_set_inherited_only(int blocks_in_ram);
+SPILL_HIDDEN int spill_core_blocks_in_ram(void);
 SPILL_HIDDEN void spill_core_forget_kept(void);
 SPILL_HIDDEN void spill_core_free_range(uint64_t off, uint64_t len);
 SPILL_HIDDEN void spill_core_release_own(uint64_t off, uint64_t len, uint64_t cap);

@@ -372,6 +372,94 @@ START_TEST(test_fork_modes)
 END_TEST
 
 /*
+ * SPILL_FORK=copy when the child's copy does not fit (here SPILL_MAX is below what is live):
+ * the child keeps its blocks as copies in RAM and spills nothing new, as documented. It can
+ * still resize them: before 2026-11-30 its realloc failed with ENOMEM, as under
+ * SPILL_FORK=drop, where the blocks are gone. The model test found it on the 64 MiB file
+ * systems of make check-vm.
+ */
+static int child_without_file(unsigned n)
+{
+	char why[256];
+	int bad = child_checks(lives, n);
+
+	for (unsigned k = 0; k < n; k++) {
+		size_t size = lives[k].pt->size;
+		size_t to = k % 2 ? size / 2 + 1 : 3 * size;	/* shrink or grow, both leave the heap's copy */
+		unsigned char *q = spill_realloc(lives[k].p, to);
+		if (!q || spill_is_ours(q)) {
+			printf("FAIL child without a file: realloc of %s to %zu gave %s (errno %d)\n", lives[k].pt->name,
+			       to, q ? "a spilled block" : "NULL", errno);
+			bad = 1;
+			continue;
+		}
+		if (sparse_check(q, to < size ? to : size, lives[k].pt, lives[k].seed, why, sizeof why) != (size_t)-1) {
+			printf("FAIL child without a file: after realloc to %zu: %s\n", to, why);
+			bad = 1;
+		}
+		memset(q, 0xc4, to);
+		free(q);	/* the unit tests' core is not interposed: the heap's free */
+	}
+	unsigned char *fresh = spill_alloc(3 * MiB, 0, 0);
+	if (!fresh || spill_is_ours(fresh)) {
+		printf("FAIL child without a file: a new block is %s\n", fresh ? "spilled" : "NULL");
+		bad = 1;
+	}
+	free(fresh);
+	return bad;
+}
+
+START_TEST(test_fork_copy_no_room)
+{
+	char out[8192];
+	int st, err[2], saved;
+	ssize_t len;
+	unsigned n;
+	pid_t pid;
+
+	setup_variant(_i, NULL);
+	load_patterns();
+	n = npats;
+	for (unsigned k = 0; k < n; k++) {
+		lives[k] = (struct live){ must_spill(pats[k].size, 0), &pats[k], 5000 + k };
+		box_after[k] = must_spill(pg, 0);
+		sparse_write(lives[k].p, lives[k].pt, lives[k].seed);
+	}
+	setenv("SPILL_FORK", "copy", 1);
+	spill_config_load(&spill_cfg, env_get);
+	spill_cfg.max = pg;	/* the child's copy exceeds SPILL_MAX */
+	/* the fork's message comes from the child's atfork handler: stderr is the pipe from before it */
+	ck_assert_int_eq(pipe(err), 0);
+	saved = dup(STDERR_FILENO);
+	dup2(err[1], STDERR_FILENO);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		alarm(60);
+		_exit(child_without_file(n));
+	}
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(err[1]);
+	ck_assert_int_ge(pid, 0);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	len = read(err[0], out, sizeof out - 1);
+	out[len > 0 ? len : 0] = '\0';
+	close(err[0]);
+	spill_config_load(&spill_cfg, env_get);
+	ck_assert_msg(strstr(out, "libspill: fork: cannot give the child a spill file of its own ("), "stderr: %s", out);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child without a file: status 0x%x; %s", st, out);
+	for (unsigned k = 0; k < n; k++) {
+		expect_pattern(lives[k].p, round_pg(lives[k].pt->size), lives[k].pt, lives[k].seed, "parent after the child");
+		spill_free(lives[k].p);
+		spill_free(box_after[k]);
+	}
+	printf("  SPILL_FORK=copy, no room for the child's copy: its %u blocks resized on the heap: ok\n", n);
+	teardown_variant();
+}
+END_TEST
+
+/*
  * A process whose spill file exists but holds no live block forks. At aad6aa0 a copy-mode
  * child then skipped child_rehome() and kept the parent's file and MAP_SHARED mapping, so
  * both carved their next blocks from the same offsets and saw each other's data.
@@ -528,6 +616,7 @@ Suite *copy_suite(void)
 	tcase_add_test(fork_tc, test_mode_list);
 	tcase_add_loop_test(fork_tc, test_fork_modes, 0, n);
 	tcase_add_loop_test(fork_tc, test_fork_no_live_block, 0, n);
+	tcase_add_loop_test(fork_tc, test_fork_copy_no_room, 0, n);
 	tcase_set_timeout(fork_tc, 120);
 	suite_add_tcase(s, fork_tc);
 	return s;
