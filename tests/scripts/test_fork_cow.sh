@@ -84,31 +84,33 @@ capped() {
 	rc=$? out=$(cat "$TEST_TMP/$name.out")
 }
 
+# FORK_COW_CAP_MIB: the cap of (c) and (d), 256 by default (check-vm makes it smaller under emulation)
+cap=${FORK_COW_CAP_MIB:-256} pool=$((${FORK_COW_CAP_MIB:-256} * 3 / 2)) rewrite=$((${FORK_COW_CAP_MIB:-256} * 2))
 capped probe 64M true
 if [ "$rc" = 125 ]; then
 	skips+=("memcap cannot create a memory cgroup here: parts (c) and (d) not run: $(tail -n 1 "$TEST_TMP/probe.err")")
 else
 	# (c) a read-mostly Pool over an array 1.5x the cap
 	if "$py" -c 'import numpy' 2>/dev/null; then
-		want384=$("$py" "$TEST_TMP/pool.py" 384)
-		capped pool-plain 256M "$py" "$TEST_TMP/pool.py" 384
-		[ "$rc" = 137 ] || fail "(c) plain Pool over 384 MiB under 256M was not OOM-killed (status $rc)"
-		capped pool-spill 256M "${spill[@]}" "$py" "$TEST_TMP/pool.py" 384
-		[ "$rc" = 0 ] && [ -n "$want384" ] && [ "$out" = "$want384" ] ||
-			fail "(c) Pool over 384 MiB under 256M: status $rc, \"$out\", want \"$want384\"; $(tail -n 3 "$TEST_TMP/pool-spill.err")"
-		echo "(c) under a 256M cap, Pool(4) over 384 MiB: plain OOM-killed, libspill right"
+		want=$("$py" "$TEST_TMP/pool.py" $pool)
+		capped pool-plain ${cap}M "$py" "$TEST_TMP/pool.py" $pool
+		[ "$rc" = 137 ] || fail "(c) plain Pool over $pool MiB under ${cap}M was not OOM-killed (status $rc)"
+		capped pool-spill ${cap}M "${spill[@]}" "$py" "$TEST_TMP/pool.py" $pool
+		[ "$rc" = 0 ] && [ -n "$want" ] && [ "$out" = "$want" ] ||
+			fail "(c) Pool over $pool MiB under ${cap}M: status $rc, \"$out\", want \"$want\"; $(tail -n 3 "$TEST_TMP/pool-spill.err")"
+		echo "(c) under a ${cap}M cap, Pool(4) over $pool MiB: plain OOM-killed, libspill right"
 	fi
-	# (d) a single-threaded parent rewrites its inherited 512 MiB twice after its child exited
+	# (d) a single-threaded parent rewrites its inherited buffer (2x the cap) twice after its child exited
 	prog=$TEST_TMP/forkrewrite
 	cc -std=c11 -D_GNU_SOURCE -O2 -Wall -o "$prog" "$SPILL_SRC/tests/scripts/forkrewrite.c" ||
 		{ echo "FAIL: cannot build forkrewrite.c"; exit 1; }
-	want=$("$prog" 512 1 2)
-	capped rewrite-plain 256M "$prog" 512 1 2
-	[ "$rc" = 137 ] || fail "(d) plain 512 MiB rewrite under 256M was not OOM-killed (status $rc)"
-	capped rewrite-spill 256M "${spill[@]}" "$prog" 512 1 2
+	want=$("$prog" $rewrite 1 2)
+	capped rewrite-plain ${cap}M "$prog" $rewrite 1 2
+	[ "$rc" = 137 ] || fail "(d) plain $rewrite MiB rewrite under ${cap}M was not OOM-killed (status $rc)"
+	capped rewrite-spill ${cap}M "${spill[@]}" "$prog" $rewrite 1 2
 	[ "$rc" = 0 ] && [ "$out" = "$want" ] ||
-		fail "(d) rewrite after the child exited under 256M: status $rc, \"$out\", want \"$want\"; $(tail -n 3 "$TEST_TMP/rewrite-spill.err")"
-	echo "(d) under a 256M cap, 512 MiB rewritten twice after a fork: plain OOM-killed, libspill right"
+		fail "(d) rewrite after the child exited under ${cap}M: status $rc, \"$out\", want \"$want\"; $(tail -n 3 "$TEST_TMP/rewrite-spill.err")"
+	echo "(d) under a ${cap}M cap, $rewrite MiB rewritten twice after a fork: plain OOM-killed, libspill right"
 fi
 
 for s in "${skips[@]}"; do

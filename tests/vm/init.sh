@@ -64,6 +64,11 @@ echo -1000 >/proc/self/oom_score_adj		# the OOM killer must pick the tests, neve
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 # what udev would add; tests/vm/scenario_kernel.sh hides /dev/fd again to try the wrapper
 ln -s /proc/self/fd /dev/fd && ln -s fd/0 /dev/stdin && ln -s fd/1 /dev/stdout && ln -s fd/2 /dev/stderr
+# /dev/shm as every system has it (Python's multiprocessing needs it for its semaphores)
+mkdir -p /dev/shm && mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm || die "cannot mount /dev/shm"
+# tests/integration/cow.c fills nine tenths of vm.max_map_count with blocks: emulated, the
+# default's 60,000 take half a minute; the limit it tests is the same at a quarter of it
+sysctl -qw vm.max_map_count=16384 || die "cannot set vm.max_map_count"
 mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || die "cannot mount cgroup2"
 echo +memory >/sys/fs/cgroup/cgroup.subtree_control || die "no memory controller in cgroup2"
 hostname check-vm

@@ -4,9 +4,11 @@
 # tests/scripts/test_deb.sh (install with dpkg -i, a job that spills through the installed
 # spill, purge, nothing left) in the guest, whose root is the host's under a throw-away
 # overlay, so nothing it installs reaches the host. check-vm.sh ran `make deb` on the host
-# before booting; SPILL_IN_VM=1 tells the test it is in the VM. Skips while it does not exist.
+# before booting; SPILL_DEB names that package.
 . "$(dirname "$0")/lib.sh"
-[ -f "$S/tests/scripts/test_deb.sh" ] || finish "tests/scripts/test_deb.sh does not exist yet"
-script_test test_deb SPILL_IN_VM=1
+# the .deb that check-vm.sh built on the host: building it here, emulated, takes 3 minutes
+deb=$(ls "$B"/deb/libspill_*.deb 2>/dev/null | grep -v dbgsym | head -n 1)
+[ -n "$deb" ] || { fail "check-vm.sh built no package in $B/deb (its log: $B/vm/logs/make-deb.log)"; finish; }
+script_test test_deb SPILL_DEB="$deb" SPILL_DEB_LINT=0
 [ $? = 77 ] && finish "test_deb skipped: ${notes[-1]}"
 finish

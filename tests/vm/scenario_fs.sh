@@ -103,8 +103,9 @@ runs=(
 	"fork-cow       integration fork isolation"
 	"fork-copy      integration fork isolation SPILL_FORK=copy"
 	"fork-drop      integration fork drop SPILL_FORK=drop"
-	"cow            integration cow"
-	"random_ops     integration random_ops RANDOM_OPS_SEEDS=7 RANDOM_OPS_OPS=1000"
+	"cow            integration cow shared"
+	"cow-copy       integration cow shared SPILL_FORK=copy"
+	"model          integration model MODEL_SEEDS=7 MODEL_OPS=300 MODEL_TMPFS=0"
 	"big_alloc      integration big_alloc"
 	"many_blocks    integration many_blocks"
 	"full-disk      bash tests/scripts/test_full_disk.sh"
@@ -119,6 +120,14 @@ known=(
 	"xfs    fork-full-copy  a fork copy shares the parent's disk blocks (copy_file_range clones them); the first write to a shared block after the fork needs new space, and with the disk full that write is a SIGBUS"
 	"btrfs  fork-full-copy  a fork copy shares the parent's disk blocks (copy_file_range clones them); the first write to a shared block after the fork needs new space, and with the disk full that write is a SIGBUS"
 )
+# btrfs before Linux 6.17 reserves data space at every write fault, even into space fallocate
+# gave a NOCOW file; with the disk full that fault is a SIGBUS (fixed by the kernel's commit
+# 6599716de2d6, "btrfs: fix -ENOSPC mmap write failure on NOCOW files/extents"). These runs
+# fill the disk to its last block (SPILL_MIN_FREE=0); whether a fault hits depends on writeback.
+maybe="may fail, depending on writeback: on btrfs before Linux 6.17 a write fault into reserved (fallocated, NOCOW) space needs free data space, and with the disk full it is a SIGBUS (kernel commit 6599716de2d6)"
+if [ "$fs" = btrfs ] && [ "$(printf '%s\n' "$(uname -r)" 6.17 | sort -V | head -n 1)" != 6.17 ]; then
+	known+=("btrfs  rewrite-full  $maybe" "btrfs  fork-full  $maybe" "btrfs  full-disk  $maybe")
+fi
 
 preload() { LD_PRELOAD=$SPILL_LIB SPILL_THRESHOLD=1M "$@"; }
 integration() {
@@ -160,7 +169,8 @@ for r in "${runs[@]}"; do
 	why=$(printf '%s\n' "${known[@]}" | sed -n "s/^$fs  *$name  *//p")
 	case $rc in
 	0) pass "$fs: $name ($((SECONDS - start)) s)"
-	   [ -z "$why" ] || note "$fs: $name passes now: take it off the known failures" ;;
+	   if [[ $why == "may fail"* ]]; then note "$fs: $name passed this time; it $why"
+	   elif [ -n "$why" ]; then note "$fs: $name passes now: take it off the known failures"; fi ;;
 	77) echo "skip - $fs: $name: $(tail -n 1 "$t.log")" ;;
 	*) if [ -n "$why" ]; then
 		note "$fs: $name: KNOWN FAILURE (exit $rc$([ $rc = 135 ] && echo ", SIGBUS")): $why"

@@ -70,7 +70,9 @@ scripts/test_full_disk run on each file system by the fs-* scenarios
 scripts/test_kill9 run on each file system by the fs-* scenarios
 scripts/test_tmpfile_fallback run on overlayfs, where it spills, by the fs-overlay scenario
 scripts/test_deb run by the deb scenario"
-export SPILL_TEST_ENV="FORK_THREAD_FORKS=20 FORK_COST_MIB=64 THREADS_OPS=300 RANDOM_OPS_SEEDS=1 RANDOM_OPS_OPS=2000"
+export SPILL_TEST_ENV="FORK_THREAD_FORKS=20 FORK_COST_MIB=64 THREADS_OPS=300 MODEL_OPS=300"
+# the script tests' own knobs: fewer pickle round trips, a smaller cap (and buffers) for the cow fork
+export PICKLE_ITERATIONS=100 FORK_COW_CAP_MIB=128
 SPILL_TEST_BUILD=$B bash "$S/tests/run.sh" all 2>&1 | tee $W/run.out
 rc=${PIPESTATUS[0]}
 check "tests/run.sh all on $(uname -r): $(tail -n 1 $W/run.out)" '[ $rc = 0 ]'
