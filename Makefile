@@ -67,7 +67,10 @@ $(TB)/tobj/%.o: shim/%.c shim/*.h
 	@mkdir -p $(@D)
 	$(CC) $(SPILL_CFLAGS) -DSPILL_UNIT_TEST $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
 
-$(TB)/tests/unit/%: tests/unit/%.c $(CORE_OBJ)
+# the tests' shared headers (and check_model.c's model.c): a change to one rebuilds its users
+TEST_HDRS := $(wildcard tests/unit/*.h tests/integration/*.h shim/*.h)
+
+$(TB)/tests/unit/%: tests/unit/%.c $(CORE_OBJ) $(TEST_HDRS) tests/integration/model.c
 	@mkdir -p $(@D)
 	$(CC) $(SPILL_CFLAGS) $(CFLAGS) $(SAN_FLAGS) $(CHECK_CFLAGS) -Ishim -o $@ $< $(CORE_OBJ) \
 		$(CHECK_LIBS) -ldl -lpthread
@@ -76,11 +79,11 @@ $(B)/tests/integration/conformance: tests/integration/conformance.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) $(FFI_CFLAGS) -o $@ $< $(FFI_LIBS) -ldl
 
-$(B)/tests/integration/%: tests/integration/%.c tests/integration/maps.h
+$(B)/tests/integration/%: tests/integration/%.c $(TEST_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -D_GNU_SOURCE -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
 
-$(B)/tests/integration/%: tests/integration/%.cpp tests/integration/maps.h
+$(B)/tests/integration/%: tests/integration/%.cpp $(TEST_HDRS)
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -Wall -Wextra $(CFLAGS) -o $@ $< $(HELPER_LIBS)
 

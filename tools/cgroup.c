@@ -84,6 +84,29 @@ static long long read_number(const char *dir, const char *name, int *unlimited)
 	return v;
 }
 
+static int meminfo_line(char *line, void *ctx)
+{
+	long long *kib = ctx, v;
+
+	if (sscanf(line, "MemTotal: %lld kB", &v) == 1)
+		kib[0] = v;
+	else if (sscanf(line, "MemFree: %lld kB", &v) == 1)
+		kib[1] = v;
+	return 0;
+}
+
+/*
+ * v2's root group has no memory.current: what the whole machine uses stands for it there, as
+ * v1's root memory.usage_in_bytes does (page cache included): MemTotal - MemFree.
+ */
+static long long machine_used(void)
+{
+	long long kib[2] = { -1, -1 };
+
+	for_each_line("/proc/meminfo", meminfo_line, kib);
+	return kib[0] >= 0 && kib[1] >= 0 ? (kib[0] - kib[1]) * 1024 : UNKNOWN;
+}
+
 /* A few groups per refresh: most processes share one. */
 #define CACHE 64
 static struct entry {
@@ -115,6 +138,8 @@ static void resolve(const struct which *w, struct cgroup_mem *out)
 		dir[strlen(dir) - 1] = '\0';
 	top = strlen(m->point);
 	out->usage = read_number(dir, usage_file, NULL);
+	if (out->usage == UNKNOWN && !w->v1 && strlen(dir) <= top)
+		out->usage = machine_used();	/* the root group */
 	for (;;) {
 		int unlimited = 0;
 		long long limit = read_number(dir, limit_file, &unlimited);

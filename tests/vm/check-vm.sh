@@ -25,7 +25,8 @@ scale=${SPILL_VM_TIMEOUT_SCALE:-1}
 # One VM boot per scenario, longest first (they run $jobs at a time).
 # NAME  MEMORY(MiB)  SCRATCH DISKS(MiB, the first is the work disk)  TIMEOUT(s)  SCRIPT [ARGS]
 scenarios=(
-	"kernel-6.1        1536  2048           480  scenario_kernel.sh"
+	"kernel-6.1        1536  2048           360  scenario_kernel.sh binaries"
+	"kernel-6.1-scripts 1536 2048           360  scenario_kernel.sh scripts"
 	"cgroup-v2         1024  1024           360  scenario_cgroup_v2.sh"
 	"machine-pressure   768  512,3072       360  scenario_machine_pressure.sh"
 	"fs-btrfs          1024  512,160        300  scenario_fs.sh btrfs"

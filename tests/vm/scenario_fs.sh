@@ -104,7 +104,6 @@ runs=(
 	"fork-copy      integration fork isolation SPILL_FORK=copy"
 	"fork-drop      integration fork drop SPILL_FORK=drop"
 	"cow            integration cow shared"
-	"cow-copy       integration cow shared SPILL_FORK=copy"
 	"model          integration model MODEL_SEEDS=7 MODEL_OPS=300 MODEL_TMPFS=0"
 	"big_alloc      integration big_alloc"
 	"many_blocks    integration many_blocks"
