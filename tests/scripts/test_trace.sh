@@ -21,11 +21,15 @@ rows() {
 	echo $((n > 0 ? n - 1 : 0))
 }
 
-# 1. A spilling program traced until the trace has a few rows: then it is let go.
+# 1. A spilling program traced until it has written its blocks and the trace has a few rows
+# more: then it is let go.
 exec 3<>"$hold"
 "$spill" -t 1M -d "$dir" --trace trace.tsv --stats -- "$probe" report 8,16 100 <"$hold" >run.out 2>run.err 3>&- &
 run=$!
-for ((i = 0; i < 600 && $(rows trace.tsv) < 5; i++)); do sleep 0.05; done
+# it has written its blocks when it reports (slow under emulation); then 3 rows more
+for ((i = 0; i < 600; i++)); do grep -q '^pid=' run.out 2>/dev/null && break; sleep 0.05; done
+ready=$(rows trace.tsv)
+for ((i = 0; i < 600 && $(rows trace.tsv) < (ready > 2 ? ready + 3 : 5); i++)); do sleep 0.05; done
 exec 3>&-
 wait "$run"
 rc=$?
