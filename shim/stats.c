@@ -15,7 +15,7 @@ const char *const spill_reason_name[SPILL_R_COUNT] = {
 	[SPILL_R_FILE] = "file",		/* the spill file or its mapping could not be made */
 	[SPILL_R_FULL] = "reservation_full",	/* no room left in the address reservation */
 	[SPILL_R_PRESSURE_OK] = "memory_available", /* SPILL_WHEN=pressure and RAM had room */
-	[SPILL_R_FORK_DROP] = "fork_drop",	/* a SPILL_FORK=drop child does not spill */
+	[SPILL_R_FORK_DROP] = "fork_drop",	/* a fork child without a file (drop, or a copy that did not fit) */
 	[SPILL_R_FORK_COW] = "fork_cow",	/* a fork could not share blocks copy-on-write: the child copied */
 };
 
