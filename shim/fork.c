@@ -44,23 +44,32 @@ void spill_atfork_parent(void)
 
 /*
  * Last resort when the child cannot have a file: private anonymous copies at the same
- * addresses. Each block reads right where it is, shared or copy-on-write, so it is copied
- * from there into an anonymous area that then replaces the reservation in one move.
+ * addresses. The blocks go to a compact anonymous buffer first, then anonymous memory
+ * replaces the reservation where it is, and they come back. A second area as large as the
+ * reservation would be simpler, but the address space may not hold two (ThreadSanitizer's
+ * does not, nor does a tight ulimit -v).
  */
 static void copy_to_ram(void)
 {
-	char *tmp = mmap(NULL, spill_file.span, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	size_t cursor = 0;
+	size_t cursor = 0, total = 0, at = 0;
 	struct spill_block *b;
+	char *tmp = NULL;
 
+	while ((b = spill_region_next(&cursor)))
+		total += b->len;
+	if (total)
+		tmp = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (tmp == MAP_FAILED)
 		spill_die("fork: cannot copy spilled blocks into the child's memory (%s)", spill_errname(errno));
-	while ((b = spill_region_next(&cursor)))
-		memcpy(tmp + b->off, spill_file.base + b->off, b->len);
-	if (mremap(tmp, spill_file.span, spill_file.span, MREMAP_MAYMOVE | MREMAP_FIXED,
-		   spill_file.base) == MAP_FAILED)
+	for (cursor = 0; (b = spill_region_next(&cursor)); at += b->len)
+		memcpy(tmp + at, spill_file.base + b->off, b->len);
+	if (mmap(spill_file.base, spill_file.span, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
 		spill_die("fork: cannot copy spilled blocks into the child's memory (%s)", spill_errname(errno));
+	for (cursor = 0, at = 0; (b = spill_region_next(&cursor)); at += b->len)
+		memcpy(spill_file.base + b->off, tmp + at, b->len);
+	if (tmp)
+		munmap(tmp, total);
 	if (spill_file.fd >= 0)
 		close(spill_file.fd);
 	spill_file.fd = -1;
