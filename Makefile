@@ -127,7 +127,7 @@ check-tsan:
 	$(MAKE) unit SAN=thread
 
 # Longer runs than check: the model test for 1.5 million operations, the pickle loop for
-# 2000 iterations (tests/soak.sh; SOAK_SEEDS, SOAK_OPS). 18 to 35 minutes here.
+# 2000 iterations (tests/soak.sh; SOAK_SEEDS, SOAK_OPS). 13 to 35 minutes here.
 soak: all programs
 	tests/soak.sh
 
